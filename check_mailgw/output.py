@@ -1,0 +1,188 @@
+"""nagiosplugin glue: step outcomes become metrics, states, perfdata and words."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import nagiosplugin
+from nagiosplugin import Context, Metric, Performance, Result, ScalarContext, Summary
+
+from check_mailgw.outcome import Report, State, StepOutcome
+from check_mailgw.settings import Settings
+
+NAGIOS_STATES = {
+    State.OK: nagiosplugin.Ok,
+    State.WARNING: nagiosplugin.Warn,
+    State.CRITICAL: nagiosplugin.Critical,
+    State.UNKNOWN: nagiosplugin.Unknown,
+}
+PERF_LABELS = {"resolve": "dns_time"}
+
+# Facts shown at -v; the rest waits for -vv.
+BRIEF_FACTS = (
+    "addresses", "source", "resolver", "address", "attempts", "banner", "server", "tls_version",
+    "cipher", "cert_subject", "cert_not_after", "cert_days", "verification", "mechanism",
+    "username", "mail_from", "rcpt_to", "message_id", "reply",
+)
+
+
+def perf_label(step: str) -> str:
+    return PERF_LABELS.get(step, f"{step}_time")
+
+
+class GatewayRun(nagiosplugin.Resource):
+    """Resource: runs the mode's chain once and yields a metric per step and per value judged."""
+
+    def __init__(self, run: Callable[[], Report]) -> None:
+        self._run = run
+        self.report: Report | None = None
+
+    @property
+    def name(self) -> str:
+        return "MAILGW"
+
+    def outcome(self, label: str) -> StepOutcome:
+        assert self.report is not None
+        return next(o for o in self.report.outcomes if perf_label(o.name) == label)
+
+    def probe(self) -> Iterator[Metric]:
+        report = self.report = self._run()
+        for outcome in report.outcomes:
+            yield Metric(perf_label(outcome.name), round(outcome.elapsed, 6), "s", min=0,
+                         context="step")
+        yield Metric("total_time", round(report.total_time, 6), "s", min=0, context="total_time")
+        for name, value in report.metrics.items():
+            yield Metric(name, value, context=name)
+
+
+class StepContext(Context):
+    """Context: a step is as healthy as its outcome says; its perfdata is its time."""
+
+    def __init__(self) -> None:
+        super().__init__("step")
+
+    def evaluate(self, metric: Metric, resource: GatewayRun) -> Result:
+        outcome = resource.outcome(metric.name)
+        hint = None
+        if outcome.diagnosis:
+            assert resource.report is not None
+            hint = f"{outcome.name} on {resource.report.target}: {outcome.diagnosis.headline()}"
+        return Result(NAGIOS_STATES[outcome.state], hint, metric)
+
+    def performance(self, metric: Metric, resource: GatewayRun) -> Performance:
+        return Performance(metric.name, metric.value, metric.uom, min=0)
+
+
+class DaysLeftContext(ScalarContext):
+    """Context: days left before something expires; thresholds are 'at least N days'."""
+
+    def __init__(self, name: str, what: str, warn_days: int, crit_days: int) -> None:
+        super().__init__(name, f"{warn_days}:", f"{crit_days}:")
+        self.what, self.warn_days, self.crit_days = what, warn_days, crit_days
+
+    def evaluate(self, metric: Metric, resource: GatewayRun) -> Result:
+        state = super().evaluate(metric, resource).state
+        days = int(metric.value)
+        when = f"expired {-days} days ago" if days < 0 else f"expires in {days} days"
+        hint = f"{self.what} {when} (warning below {self.warn_days}, critical below " \
+               f"{self.crit_days})" if state != nagiosplugin.Ok else None
+        return Result(state, hint, metric)
+
+
+class GatewaySummary(Summary):
+    """Summary: the first line names what was checked, or the link that broke; -v adds steps."""
+
+    def __init__(self, run: GatewayRun, verbosity: int) -> None:
+        self.run = run
+        self.verbosity = verbosity
+
+    @property
+    def report(self) -> Report:
+        assert self.run.report is not None
+        return self.run.report
+
+    def ok(self, results: nagiosplugin.Results) -> str:
+        report = self.report
+        briefs = ", ".join(o.brief for o in report.outcomes if o.brief)
+        return f"{report.mode} {report.target}: {briefs} in {report.total_time:.2f}s"
+
+    def problem(self, results: nagiosplugin.Results) -> str:
+        worst = results.first_significant
+        return worst.hint if worst.hint and worst.context.name in ("step", "cert_days") \
+            else str(worst)
+
+    def verbose(self, results: nagiosplugin.Results) -> list[str]:
+        lines: list[str] = []
+        for outcome in self.report.outcomes:
+            lines.extend(step_lines(outcome, self.verbosity))
+        lines.extend(f"{r.state}: {r}" for r in results
+                     if r.state != nagiosplugin.Ok and r.context.name != "step")
+        return lines
+
+
+def step_lines(outcome: StepOutcome, verbosity: int) -> list[str]:
+    state = outcome.state.name
+    facts = {k: v for k, v in outcome.facts.items() if verbosity >= 2 or k in BRIEF_FACTS}
+    words = outcome.diagnosis.headline() if outcome.diagnosis else outcome.brief
+    detail = "; ".join(f"{key}={format_fact(value)}" for key, value in facts.items())
+    text = " - ".join(part for part in (words, detail) if part)
+    lines = [f"{outcome.name:<9} {state:<8} {outcome.elapsed:7.3f}s  {text}".rstrip()]
+    if outcome.diagnosis and outcome.diagnosis.fix:
+        lines.append(f"{'':<9} fix: {outcome.diagnosis.fix}")
+    if verbosity >= 2:
+        lines.extend(f"{'':<9} {line}" for line in outcome.dialogue)
+    if verbosity >= 3 and outcome.detail:
+        lines.extend(outcome.detail.rstrip().splitlines())
+    return lines
+
+
+def format_fact(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return ",".join(str(v) for v in value) or "-"
+    return str(value)
+
+
+def build_check(settings: Settings, run: Callable[[], Report]) -> nagiosplugin.Check:
+    gateway = GatewayRun(run)
+    warn_days, crit_days = settings.certificate_days
+    return nagiosplugin.Check(
+        gateway,
+        StepContext(),
+        ScalarContext("total_time", settings.warning, settings.critical,
+                      fmt_metric="total time {valueunit}"),
+        DaysLeftContext("cert_days", "server certificate", warn_days, crit_days),
+        GatewaySummary(gateway, settings.verbosity),
+        name="MAILGW",
+    )
+
+
+def as_json(check: nagiosplugin.Check) -> str:
+    """The whole outcome for scripts and incident tooling (after the check has run)."""
+    gateway = next(r for r in check.resources if isinstance(r, GatewayRun))
+    report = gateway.report
+    assert report is not None
+    document = {
+        "state": str(check.state).upper(),
+        "exit_code": check.exitcode,
+        "summary": check.summary_str,
+        "mode": report.mode,
+        "target": report.target,
+        "total_time": round(report.total_time, 6),
+        "steps": [
+            {
+                "name": o.name,
+                "state": o.state.name,
+                "elapsed": round(o.elapsed, 6),
+                "brief": o.brief,
+                "facts": o.facts,
+                "problem": o.diagnosis.problem if o.diagnosis else None,
+                "reply": o.diagnosis.reply if o.diagnosis else None,
+                "fix": o.diagnosis.fix if o.diagnosis else None,
+            }
+            for o in report.outcomes
+        ],
+        "perfdata": check.perfdata,
+    }
+    return json.dumps(document, indent=2, default=str)

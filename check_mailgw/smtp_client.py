@@ -1,0 +1,160 @@
+"""A small SMTP client: replies, pipelining, STARTTLS, every read bounded by the deadline."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import socket
+import ssl
+from dataclasses import dataclass
+
+from check_mailgw.chain import Dialogue
+from check_mailgw.deadline import Deadline, DeadlineExceeded
+
+MAX_LINE = 8192  # RFC 5321 allows 512; generous for chatty servers, bounded for broken ones
+MAX_LINES = 200
+_REPLY_LINE = re.compile(rb"([2-5][0-9][0-9])([ -])(.*)")
+_ENHANCED = re.compile(r"([245]\.\d{1,3}\.\d{1,3})\b")
+
+
+class SmtpProtocolError(Exception):
+    """The peer did not behave like an SMTP server."""
+
+
+class ConnectionClosed(SmtpProtocolError):
+    """The server closed the connection while a reply was expected."""
+
+    def __init__(self, waiting_for: str) -> None:
+        super().__init__(f"the server closed the connection while we waited for {waiting_for}")
+        self.waiting_for = waiting_for
+
+
+class NotSmtp(SmtpProtocolError):
+    """The server sent something that is not an SMTP reply."""
+
+    def __init__(self, line: bytes, waiting_for: str) -> None:
+        text = line.decode("utf-8", "replace").strip()[:120]
+        super().__init__(f"not an SMTP reply to {waiting_for}: {text!r}")
+        self.line = text
+        self.waiting_for = waiting_for
+
+
+@dataclass(frozen=True)
+class Reply:
+    """Domain model: an SMTP reply: code and text lines, with the enhanced status code."""
+
+    code: int
+    lines: tuple[str, ...]
+
+    @property
+    def text(self) -> str:
+        return " ".join(line.strip() for line in self.lines if line.strip())
+
+    @property
+    def enhanced(self) -> str | None:
+        match = _ENHANCED.match(self.lines[0].strip()) if self.lines else None
+        return match.group(1) if match else None
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.text}".strip()
+
+
+class SmtpConnection:
+    """An SMTP session over a connected socket; it records a redacted dialogue."""
+
+    def __init__(self, sock: socket.socket, deadline: Deadline, dialogue: Dialogue) -> None:
+        self.sock = sock
+        self.deadline = deadline
+        self.dialogue = dialogue
+        self._buffer = b""
+        self.capabilities: dict[str, str] = {}
+
+    # Sending and receiving
+    def send(self, *lines: str, shown: str | None = None) -> None:
+        """Sends lines in one write (pipelining); shown replaces a line that holds a secret."""
+        for line in lines:
+            self.dialogue.add(f"C: {shown if shown is not None else line}")
+        self.sock.settimeout(self.deadline.budget(f"sending {lines[0].split()[0]}"))
+        self.sock.sendall(b"".join(line.encode("utf-8") + b"\r\n" for line in lines))
+
+    def send_data(self, payload: bytes, shown: str) -> None:
+        self.dialogue.add(f"C: {shown}")
+        self.sock.settimeout(self.deadline.budget("sending the message"))
+        self.sock.sendall(payload)
+
+    def read_reply(self, waiting_for: str) -> Reply:
+        code: int | None = None
+        lines: list[str] = []
+        while len(lines) < MAX_LINES:
+            raw = self._read_line(waiting_for)
+            match = _REPLY_LINE.fullmatch(raw.rstrip(b"\r\n"))
+            if not match or (code is not None and int(match.group(1)) != code):
+                raise NotSmtp(raw, waiting_for)
+            code = int(match.group(1))
+            lines.append(match.group(3).decode("utf-8", "replace"))
+            if match.group(2) == b" ":
+                break
+        reply = Reply(code or 0, tuple(lines))
+        self.dialogue.add(f"S: {reply}")
+        return reply
+
+    def command(self, line: str, shown: str | None = None) -> Reply:
+        self.send(line, shown=shown)
+        verb = (shown or line).split(" ", 1)[0]
+        return self.read_reply(f"the reply to {verb}")
+
+    def _read_line(self, waiting_for: str) -> bytes:
+        while b"\n" not in self._buffer:
+            if len(self._buffer) > MAX_LINE:
+                raise NotSmtp(self._buffer[:MAX_LINE], waiting_for)
+            try:
+                self.sock.settimeout(self.deadline.budget(waiting_for))
+                chunk = self.sock.recv(4096)
+            except TimeoutError:
+                raise DeadlineExceeded(waiting_for) from None
+            except (ConnectionResetError, BrokenPipeError, ssl.SSLEOFError):
+                chunk = b""
+            if not chunk:
+                if self._buffer.strip():
+                    raise NotSmtp(self._buffer, waiting_for)
+                raise ConnectionClosed(waiting_for)
+            self._buffer += chunk
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        return line + b"\n"
+
+    # Session steps
+    def ehlo(self, name: str) -> Reply:
+        """EHLO, falling back to HELO for servers without ESMTP; remembers the extensions."""
+        reply = self.command(f"EHLO {name}")
+        self.capabilities = {}
+        if reply.code == 250:
+            for line in reply.lines[1:]:
+                keyword, _, params = line.strip().partition(" ")
+                keyword, eq, rest = keyword.partition("=")  # old 'AUTH=LOGIN' form
+                params = f"{rest} {params}".strip() if eq else params
+                self.capabilities[keyword.upper()] = params.strip()
+            return reply
+        if reply.code in (500, 502, 504):
+            return self.command(f"HELO {name}")
+        return reply
+
+    def offers(self, extension: str) -> bool:
+        return extension.upper() in self.capabilities
+
+    def auth_mechanisms(self) -> list[str]:
+        return self.capabilities.get("AUTH", "").upper().split()
+
+    def switch_to(self, tls_sock: ssl.SSLSocket) -> None:
+        """Continues over TLS; plaintext buffered after the 220 is dropped (no injection)."""
+        self._buffer = b""
+        self.sock = tls_sock
+
+    def quit(self) -> None:
+        """QUIT without waiting for the 221: one round trip saved, nothing lost."""
+        with contextlib.suppress(OSError, DeadlineExceeded):
+            self.send("QUIT")
+        self.close()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.close()

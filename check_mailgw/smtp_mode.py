@@ -1,0 +1,282 @@
+"""The smtp mode: the chain for a gateway that submits mail by SMTP with a password."""
+
+from __future__ import annotations
+
+import base64
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from email.message import EmailMessage
+from email.utils import format_datetime, localtime
+
+from check_mailgw.chain import Dialogue, Step, run_chain
+from check_mailgw.connect import connect
+from check_mailgw.deadline import Deadline
+from check_mailgw.microsoft import is_exchange_online
+from check_mailgw.outcome import Diagnosis, Passed, Report, State, StepFailed
+from check_mailgw.resolve import resolve
+from check_mailgw.secret import MASK, Redactor
+from check_mailgw.settings import Settings, is_ip_literal
+from check_mailgw.smtp_client import ConnectionClosed, NotSmtp, Reply, SmtpConnection
+from check_mailgw.smtp_replies import AUTH_SUCCEEDED, Phase, diagnose
+from check_mailgw.tls import client_context, describe, handshake
+
+SUPPORTED_MECHANISMS = ("PLAIN", "LOGIN")  # in order of preference
+CONTINUE = 334
+
+
+class SmtpProbe:
+    """The state one run of the smtp chain carries from step to step."""
+
+    def __init__(self, settings: Settings, deadline: Deadline, redactor: Redactor) -> None:
+        self.settings = settings
+        self.deadline = deadline
+        self.redactor = redactor
+        self.dialogue = Dialogue()
+        self.addresses = [settings.hostname] if is_ip_literal(settings.hostname) else []
+        self.sock: socket.socket | None = None
+        self.smtp: SmtpConnection | None = None
+        self.banner = ""
+
+    @property
+    def exchange(self) -> bool:
+        return is_exchange_online(self.settings.hostname, self.banner)
+
+    def steps(self) -> list[Step]:
+        s = self.settings
+        steps = []
+        if not self.addresses:
+            steps.append(Step("resolve", f"the DNS answer for {s.hostname}", self.resolve))
+        steps.append(Step("connect", f"TCP connect to {s.target}", self.connect))
+        session: list[Step] = []
+        if s.tls == "implicit":
+            session.append(Step("tls", "the TLS handshake", self.implicit_tls))
+        session.append(Step("greeting", "the server's greeting", self.greeting))
+        if s.tls == "starttls":
+            session.append(Step("tls", "STARTTLS", self.starttls))
+        if s.auth:
+            session.append(Step("auth", "the reply to AUTH", self.authenticate))
+        if s.send_to:
+            session.append(Step("send", "the server to take the test message", self.send))
+        else:
+            session.append(
+                Step("envelope", "the replies to MAIL FROM and RCPT TO", self.envelope)
+            )
+        return steps + [Step(step.name, step.doing, speaks_smtp(step.run)) for step in session]
+
+    # Steps
+    def resolve(self) -> Passed:
+        s = self.settings
+        found = resolve(s.hostname, s.address_family, s.dns_server, self.deadline)
+        self.addresses = found.addresses
+        return Passed(facts={"addresses": found.addresses, "source": found.source})
+
+    def connect(self) -> Passed:
+        s = self.settings
+        self.sock, address = connect(self.addresses, s.port, self.deadline)
+        self.smtp = SmtpConnection(self.sock, self.deadline, self.dialogue)
+        return Passed(facts={"address": address, "port": s.port})
+
+    def implicit_tls(self) -> Passed:
+        return self._handshake("implicit TLS")
+
+    def greeting(self) -> Passed:
+        smtp = self._session()
+        reply = self._expect(smtp.read_reply("the server's greeting"), "greeting", 220)
+        self.banner = reply.text
+        self._expect(smtp.ehlo(self.settings.helo), "ehlo", 250)
+        facts = {"banner": str(reply), "extensions": sorted(smtp.capabilities) or "none (HELO)"}
+        if self.exchange:
+            facts["server"] = "Exchange Online"
+        return Passed(facts=facts)
+
+    def starttls(self) -> Passed:
+        smtp = self._session()
+        if not smtp.offers("STARTTLS"):
+            raise StepFailed(Diagnosis(
+                State.CRITICAL, "STARTTLS not offered: TLS requested, refusing to go on in clear",
+                f"EHLO extensions: {', '.join(sorted(smtp.capabilities)) or 'none'}",
+                fix="the server (or something in the path stripping STARTTLS) offers no TLS: "
+                "enable STARTTLS on the gateway, or use its implicit TLS port (465)",
+            ))
+        self._expect(smtp.command("STARTTLS"), "starttls", 220)
+        passed = self._handshake("STARTTLS")
+        self._expect(smtp.ehlo(self.settings.helo), "ehlo", 250)
+        passed.facts["extensions"] = sorted(smtp.capabilities)
+        return passed
+
+    def authenticate(self) -> Passed:
+        smtp = self._session()
+        s = self.settings
+        offered = smtp.auth_mechanisms()
+        usable = [m for m in SUPPORTED_MECHANISMS if m in offered]
+        if not usable:
+            words = f"AUTH {' '.join(offered)}" if offered else "no AUTH in the EHLO reply"
+            fix = ("the server offers no password login here: enable SMTP AUTH on the gateway"
+                   + ("" if s.tls != "none" else ", or add --tls: many servers offer AUTH "
+                      "only after STARTTLS"))
+            if offered:
+                fix = "the server offers only mechanisms this check does not speak (PLAIN, LOGIN)"
+            raise StepFailed(Diagnosis(State.CRITICAL, "AUTH not offered", words, fix=fix),
+                             {"offered": offered})
+        mechanism = usable[0]
+        assert s.username is not None and s.password is not None
+        user, password = s.username, s.password.reveal()
+        if mechanism == "PLAIN":
+            blob = b64(f"\0{user}\0{password}")
+            self.redactor.add(blob)
+            reply = smtp.command(f"AUTH PLAIN {blob}", shown=f"AUTH PLAIN {MASK}")
+        else:
+            self.redactor.add(b64(password))
+            reply = smtp.command(f"AUTH LOGIN {b64(user)}")
+            if reply.code == CONTINUE and asks_for_username(reply):
+                reply = smtp.command(b64(user))  # the server ignored the initial response
+            if reply.code == CONTINUE:
+                smtp.send(b64(password), shown=MASK)
+                reply = smtp.read_reply("the reply to the AUTH LOGIN password")
+        if reply.code != AUTH_SUCCEEDED:
+            raise StepFailed(diagnose("auth", reply, exchange=self.exchange),
+                             {"mechanism": mechanism, "username": user})
+        return Passed(f"AUTH {mechanism} as {user}", {"mechanism": mechanism, "username": user,
+                                                      "offered": offered})
+
+    def envelope(self) -> Passed:
+        """MAIL FROM and RCPT TO answered, then RSET: proves the route, delivers nothing."""
+        s = self.settings
+        replies = self._transaction([f"MAIL FROM:<{s.sender}>", f"RCPT TO:<{s.sender}>", "RSET"])
+        self._check_envelope(replies)
+        return Passed("MAIL/RCPT accepted, nothing sent",
+                      {"mail_from": str(replies[0]), "rcpt_to": str(replies[1]),
+                       "pipelined": self._session().offers("PIPELINING")})
+
+    def send(self) -> Passed:
+        s = self.settings
+        assert s.send_to is not None
+        replies = self._transaction([f"MAIL FROM:<{s.sender}>", f"RCPT TO:<{s.send_to}>",
+                                     "DATA"])
+        self._check_envelope(replies)
+        if replies[2].code != 354:
+            raise StepFailed(diagnose("data", replies[2], exchange=self.exchange))
+        message, message_id = test_message(s.sender, s.send_to, s.helo)
+        smtp = self._session()
+        smtp.send_data(message, shown=f"<test message {message_id}, {len(message)} bytes>")
+        reply = smtp.read_reply("the reply to the end of DATA")
+        if reply.code != 250:
+            raise StepFailed(diagnose("message", reply, exchange=self.exchange),
+                             {"message_id": message_id})
+        return Passed(f"test message to {s.send_to} accepted ({reply})",
+                      {"message_id": message_id, "reply": str(reply)})
+
+    # Helpers
+    def _session(self) -> SmtpConnection:
+        assert self.smtp is not None, "connect runs before the SMTP steps"
+        return self.smtp
+
+    def _handshake(self, how: str) -> Passed:
+        s = self.settings
+        smtp = self._session()
+        context = client_context(s.ca_file, s.insecure)
+        tls_sock = handshake(smtp.sock, context, s.hostname, self.deadline, how)
+        smtp.switch_to(tls_sock)
+        passed = describe(tls_sock, s.insecure)
+        passed.brief = f"{how} {passed.brief}"
+        return passed
+
+    def _expect(self, reply: Reply, phase: Phase, code: int) -> Reply:
+        """The reply if it has the expected code; else the step fails with the server's words."""
+        if reply.code != code:
+            raise StepFailed(diagnose(phase, reply, exchange=self.exchange))
+        return reply
+
+    def _transaction(self, commands: list[str]) -> list[Reply]:
+        """Pipelined when the server allows it (RFC 2920): one round trip instead of three."""
+        smtp = self._session()
+        if smtp.offers("PIPELINING"):
+            smtp.send(*commands)
+            return [smtp.read_reply(f"the reply to {c.split(':')[0]}") for c in commands]
+        return [smtp.command(c) for c in commands]
+
+    def _check_envelope(self, replies: list[Reply]) -> None:
+        if replies[0].code != 250:
+            raise StepFailed(diagnose("mail", replies[0], exchange=self.exchange))
+        if replies[1].code not in (250, 251):
+            raise StepFailed(diagnose("rcpt", replies[1], exchange=self.exchange))
+
+    def close(self) -> None:
+        if self.smtp:
+            self.smtp.quit()
+        elif self.sock:
+            self.sock.close()
+
+
+def speaks_smtp(run: Callable[[], Passed]) -> Callable[[], Passed]:
+    """Turns a peer that hangs up or talks nonsense into a diagnosis of the step it hit."""
+
+    def guarded() -> Passed:
+        try:
+            return run()
+        except ConnectionClosed as closed:
+            raise StepFailed(Diagnosis(
+                State.CRITICAL, "the server closed the connection",
+                f"no reply while waiting for {closed.waiting_for}",
+                fix="the server dropped the session: check its logs (crash, connection limit, "
+                "or a policy that disconnects this client)",
+            )) from None
+        except NotSmtp as garbage:
+            raise StepFailed(Diagnosis(
+                State.CRITICAL, "the server does not speak SMTP", garbage.line,
+                fix="another service listens on this port: check the Port setting (-p)",
+            )) from None
+        except (ConnectionResetError, BrokenPipeError) as error:
+            raise StepFailed(Diagnosis(
+                State.CRITICAL, "the server closed the connection", error.strerror or str(error),
+                fix="the server dropped the session: check its logs",
+            )) from None
+
+    return guarded
+
+
+def asks_for_username(reply: Reply) -> bool:
+    try:
+        return base64.b64decode(reply.text).lower().startswith(b"user")
+    except ValueError:
+        return False
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode("utf-8")).decode("ascii")
+
+
+def test_message(sender: str, recipient: str, helo: str) -> tuple[bytes, str]:
+    """A message that says what it is, with a unique subject and Message-ID."""
+    token = uuid.uuid4().hex[:12]
+    domain = sender.rsplit("@", 1)[-1]
+    message_id = f"<check_mailgw.{token}@{domain}>"
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = recipient
+    message["Subject"] = f"check_mailgw test {token}"
+    message["Date"] = format_datetime(localtime())
+    message["Message-ID"] = message_id
+    message["Auto-Submitted"] = "auto-generated"
+    message.set_content(
+        "This is a test message from check_mailgw, a monitoring check of the mail gateway.\n"
+        f"It was sent from {helo} at {time.strftime('%Y-%m-%d %H:%M:%S %Z')}.\n"
+        "No action is needed; it may be deleted.\n"
+    )
+    wire = message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
+    # Dot-stuffing (RFC 5321 4.5.2), then the end-of-data marker.
+    wire = b"\r\n".join(b"." + line if line.startswith(b".") else line
+                        for line in wire.split(b"\r\n"))
+    return wire.rstrip(b"\r\n") + b"\r\n.\r\n", message_id
+
+
+def run_smtp(settings: Settings, redactor: Redactor) -> Report:
+    deadline = Deadline(settings.timeout)
+    probe = SmtpProbe(settings, deadline, redactor)
+    try:
+        return run_chain("smtp", settings.target, probe.steps(), deadline, probe.dialogue,
+                         settings.timeout_state)
+    finally:
+        probe.close()

@@ -1,0 +1,78 @@
+"""What an SMTP reply means for the gateway, and what to do about it."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from check_mailgw.microsoft import exchange_reply
+from check_mailgw.outcome import Diagnosis, State
+from check_mailgw.smtp_client import Reply
+
+Phase = Literal["greeting", "ehlo", "starttls", "auth", "mail", "rcpt", "data", "message"]
+
+SERVICE_NOT_AVAILABLE = 421
+AUTH_SUCCEEDED = 235
+TLS_REQUIRED = (530, 538)
+
+PROBLEMS: dict[Phase, str] = {
+    "greeting": "server refused the session",
+    "ehlo": "server refused EHLO",
+    "starttls": "server refused STARTTLS",
+    "auth": "authentication refused",
+    "mail": "sender refused at MAIL FROM",
+    "rcpt": "recipient refused at RCPT TO",
+    "data": "server refused DATA",
+    "message": "test message refused",
+}
+
+FIXES: dict[Phase, str] = {
+    "greeting": "this server does not accept SMTP from this client: check the Server and "
+    "Port settings, and the gateway's access list for this client's address",
+    "ehlo": "the server refused the HELO name: set a resolvable name with -F/--helo",
+    "starttls": "the server offers STARTTLS but refuses it: check its TLS configuration "
+    "(certificate and key installed?)",
+    "auth": "check the Username and Password; the account may be locked, its password "
+    "changed, or SMTP AUTH not allowed for it",
+    "mail": "the account may not send as the From address: use an address it owns, or "
+    "grant it the right to send as this one",
+    "rcpt": "check the recipient address; a relay refusal means the server does not "
+    "accept this client or account for relaying",
+    "data": "the server refused to take a message: check its logs",
+    "message": "the server refused the message at the end of DATA (content, size, or "
+    "send-as policy): its reply above names the reason",
+}
+
+
+def diagnose(phase: Phase, reply: Reply, *, exchange: bool) -> Diagnosis:
+    """Exchange Online's known answers first, then the generic meaning of the code."""
+    known = exchange_reply(reply.enhanced) if exchange else None
+    if known:
+        return Diagnosis(known.state, f"{PROBLEMS[phase]} ({known.meaning})", str(reply),
+                         fix=known.fix)
+    if reply.code == SERVICE_NOT_AVAILABLE:
+        return Diagnosis(
+            State.WARNING, "service not available, the server closes the session", str(reply),
+            fix="the gateway is overloaded, in maintenance, or limiting this client's "
+            "connections; if it lasts, check its load and connection limits",
+        )
+    if 400 <= reply.code < 500:
+        return Diagnosis(
+            State.WARNING, f"temporary failure: {PROBLEMS[phase]}", str(reply),
+            fix="the server asks to retry later (busy, throttling, or a passing fault); if "
+            "it lasts, check the gateway's queue and rate limits",
+        )
+    if phase in ("auth", "mail") and reply.code in TLS_REQUIRED and tls_asked(reply):
+        return Diagnosis(State.CRITICAL, f"{PROBLEMS[phase]}: TLS required", str(reply),
+                         fix="the server wants STARTTLS before AUTH: add --tls")
+    if phase == "mail" and reply.code == 530:
+        return Diagnosis(State.CRITICAL, "sender refused: authentication required", str(reply),
+                         fix="the gateway needs a login: set --username and --password-file")
+    if phase == "auth" and reply.code == 534:
+        return Diagnosis(State.CRITICAL, f"{PROBLEMS[phase]}: mechanism too weak", str(reply),
+                         fix="the server wants a stronger mechanism or TLS first: add --tls")
+    return Diagnosis(State.CRITICAL, PROBLEMS[phase], str(reply), fix=FIXES[phase])
+
+
+def tls_asked(reply: Reply) -> bool:
+    text = reply.text.upper()
+    return "STARTTLS" in text or "TLS" in text or "ENCRYPTION" in text or reply.code == 538

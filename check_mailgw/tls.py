@@ -1,0 +1,131 @@
+"""The tls step: handshake, certificate chain and host name verified, expiry and version."""
+
+from __future__ import annotations
+
+import math
+import socket
+import ssl
+import time
+from typing import Any
+
+from check_mailgw.deadline import Deadline
+from check_mailgw.outcome import Diagnosis, Passed, State, StepFailed
+
+SECONDS_PER_DAY = 86400
+
+# OpenSSL verify codes (x509_vfy.h) that users need told apart.
+CERT_EXPIRED = 10
+CERT_NOT_YET_VALID = 9
+HOSTNAME_MISMATCH = 62
+IP_MISMATCH = 64
+
+
+def client_context(ca_file: str | None, insecure: bool) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=ca_file)
+    if insecure:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def handshake(sock: socket.socket, context: ssl.SSLContext, server_name: str,
+              deadline: Deadline, how: str) -> ssl.SSLSocket:
+    """Wraps the connected socket; the handshake is bounded by the run's deadline."""
+    sock.settimeout(deadline.budget(f"the TLS handshake ({how})"))
+    try:
+        tls_sock = context.wrap_socket(sock, server_hostname=server_name)
+    except ssl.SSLCertVerificationError as error:
+        raise StepFailed(diagnose_verification(error, server_name)) from None
+    except ssl.SSLError as error:
+        raise StepFailed(diagnose_handshake(error, how)) from None
+    except (ConnectionError, OSError) as error:
+        if isinstance(error, TimeoutError):
+            raise
+        raise StepFailed(Diagnosis(
+            State.CRITICAL, f"TLS handshake failed ({how})",
+            f"the server closed the connection: {error.strerror or error}",
+            fix="the server dropped the handshake: it may not speak TLS on this port, or "
+            "refuses this client's TLS versions",
+        )) from None
+    return tls_sock
+
+
+def diagnose_verification(error: ssl.SSLCertVerificationError, server_name: str) -> Diagnosis:
+    code, message = error.verify_code, error.verify_message
+    words = f"{message} (OpenSSL verify code {code})"
+    if code == CERT_EXPIRED:
+        return Diagnosis(State.CRITICAL, "server certificate expired", words,
+                         fix="renew the server's certificate and install it on the gateway")
+    if code == CERT_NOT_YET_VALID:
+        return Diagnosis(State.CRITICAL, "server certificate not yet valid", words,
+                         fix="check the clocks of this machine and the server")
+    if code in (HOSTNAME_MISMATCH, IP_MISMATCH):
+        return Diagnosis(
+            State.CRITICAL, f"server certificate is not valid for {server_name}", words,
+            fix="connect with the name the certificate was issued for (-H), or have the "
+            "certificate reissued with this name among its subject alternative names",
+        )
+    return Diagnosis(
+        State.CRITICAL, "server certificate not trusted", words,
+        fix="the chain does not lead to a trusted CA: give the CA with --ca-file, or have "
+        "the server send its intermediate certificates",
+    )
+
+
+def diagnose_handshake(error: ssl.SSLError, how: str) -> Diagnosis:
+    reason = error.reason or str(error)
+    words = f"{reason} ({error.library or 'SSL'})" if error.library else reason
+    fix = ("the server and this client share no TLS version or cipher: check the gateway's "
+           "TLS settings (TLS 1.2 or later is expected)")
+    if reason in ("WRONG_VERSION_NUMBER", "HTTP_REQUEST", "RECORD_LAYER_FAILURE"):
+        fix = ("the server did not answer with TLS: on this port it probably speaks plain "
+               "SMTP; use --tls starttls, or the implicit TLS port (465)")
+    return Diagnosis(State.CRITICAL, f"TLS handshake failed ({how})", words, fix=fix)
+
+
+def describe(tls_sock: ssl.SSLSocket, insecure: bool, now: float | None = None) -> Passed:
+    """Facts about the session: TLS version, cipher, certificate names and days left."""
+    now = time.time() if now is None else now
+    version, cipher = tls_sock.version() or "TLS", (tls_sock.cipher() or ("?",))[0]
+    facts: dict[str, Any] = {"tls_version": version, "cipher": cipher}
+    not_after = certificate_not_after(tls_sock, insecure, facts)
+    metrics: dict[str, float] = {}
+    if not_after is not None:
+        days = math.floor((not_after - now) / SECONDS_PER_DAY)
+        facts["cert_not_after"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(not_after))
+        facts["cert_days"] = days
+        metrics["cert_days"] = days
+    if insecure:
+        facts["verification"] = "off (--insecure)"
+    return Passed(version, facts, metrics)
+
+
+def certificate_not_after(tls_sock: ssl.SSLSocket, insecure: bool,
+                          facts: dict[str, Any]) -> float | None:
+    if not insecure:
+        cert = tls_sock.getpeercert() or {}
+        facts["cert_subject"] = name_of(cert.get("subject", ()))
+        facts["cert_issuer"] = name_of(cert.get("issuer", ()))
+        facts["cert_names"] = [value for _, value in cert.get("subjectAltName", ())]
+        after = cert.get("notAfter")
+        return ssl.cert_time_to_seconds(after) if after else None
+    der = tls_sock.getpeercert(binary_form=True)
+    if not der:
+        return None
+    # Without verification Python gives only the DER form; read it with cryptography.
+    from cryptography import x509
+
+    cert = x509.load_der_x509_certificate(der)
+    facts["cert_subject"] = cert.subject.rfc4514_string()
+    facts["cert_issuer"] = cert.issuer.rfc4514_string()
+    return cert.not_valid_after_utc.timestamp()
+
+
+def name_of(rdns: Any) -> str:
+    """'CN=mail.example.com, O=Example' from the tuple form getpeercert() gives."""
+    parts = [f"{key}={value}" for rdn in rdns for key, value in rdn]
+    short = {"commonName": "CN", "organizationName": "O", "organizationalUnitName": "OU",
+             "countryName": "C"}
+    for long, abbreviation in short.items():
+        parts = [p.replace(f"{long}=", f"{abbreviation}=") for p in parts]
+    return ", ".join(parts)
