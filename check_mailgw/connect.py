@@ -13,8 +13,13 @@ def endpoint(address: str, port: int) -> str:
     return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
-def connect(addresses: list[str], port: int, deadline: Deadline) -> tuple[socket.socket, str]:
-    """The first address that accepts; each attempt gets a fair share of half the time left."""
+def connect(addresses: list[str], port: int,
+            deadline: Deadline) -> tuple[socket.socket, str, list[str]]:
+    """The first address that accepts, and what the ones before it said.
+
+    Each attempt gets a fair share of half the time left, so that an address that drops
+    SYNs is reported as such rather than eating the whole run.
+    """
     failures: list[tuple[str, str]] = []  # (kind, words)
     for index, address in enumerate(addresses):
         share = deadline.budget(f"TCP connect to {endpoint(address, port)}") / 2
@@ -33,7 +38,7 @@ def connect(addresses: list[str], port: int, deadline: Deadline) -> tuple[socket
             failures.append(("other", f"{endpoint(address, port)} {reason}"))
         else:
             sock.settimeout(None)
-            return sock, address
+            return sock, address, [words for _, words in failures]
         sock.close()
     raise StepFailed(diagnose_connect(failures), {"attempts": [w for _, w in failures]})
 

@@ -74,9 +74,12 @@ class SmtpProbe:
 
     def connect(self) -> Passed:
         s = self.settings
-        self.sock, address = connect(self.addresses, s.port, self.deadline)
+        self.sock, address, failed = connect(self.addresses, s.port, self.deadline)
         self.smtp = SmtpConnection(self.sock, self.deadline, self.dialogue)
-        return Passed(facts={"address": address, "port": s.port})
+        facts: dict[str, object] = {"address": address, "port": s.port}
+        if failed:
+            facts["attempts"] = failed
+        return Passed(facts=facts)
 
     def implicit_tls(self) -> Passed:
         return self._handshake("implicit TLS")

@@ -1,0 +1,141 @@
+"""Bad input: UNKNOWN, one line naming the option or file and what is wrong, no traceback."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+from checkrun import run_check
+
+from check_mailgw import __version__
+
+BASE = ("-H", "127.0.0.1", "--from", "monitor@sandbox.test")
+
+
+def assert_unknown(result, message: str) -> None:
+    assert result.exit_code == 3, result.stdout
+    assert re.search(message, result.first_line), result.first_line
+    assert result.first_line.startswith("MAILGW UNKNOWN - ")
+    assert len(result.stdout.strip().splitlines()) == 1, result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+    assert result.stderr == ""
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("--mode", "pop3", *BASE), r"argument --mode: invalid choice: 'pop3'"),
+    (("-p", "70000", *BASE), r"-p/--port 70000: out of range \(1-65535\)"),
+    (("-p", "smtp", *BASE), r"-p/--port 'smtp': not a number"),
+    (("-H", "127.0.0.1", "--from", "not-an-address"), r"--from 'not-an-address': not a valid "
+     r"e-mail address"),
+    (("--send-to", "a@@b", *BASE), r"--send-to 'a@@b': not a valid e-mail address"),
+    (("-H", "bad host!", "--from", "a@b.test"), r"-H/--hostname 'bad host!': not a valid host"),
+    (("--from", "a@b.test",), r"-H/--hostname is missing"),
+    (("-H", "127.0.0.1"), r"--from is missing"),
+    (("--tls", "sometimes", *BASE), r"--tls 'sometimes': expected starttls, implicit"),
+    (("-t", "0", *BASE), r"-t/--timeout '0': must be greater than 0"),
+    (("-w", "fast", *BASE), r"-w/--warning 'fast': not a valid threshold range"),
+    (("-D", "7,14", *BASE), r"-D/--certificate-days '7,14': critical days \(14\) exceed "
+     r"warning days \(7\)"),
+    (("--dns-server", "resolver.example", *BASE), r"--dns-server 'resolver.example': expected "
+     r"an IP address"),
+    (("--username", "u", "--tls", *BASE), r"no password for u: give --password-file FILE"),
+    (("--username", "u", *BASE, "--password", "x"), r"refusing to send the password in clear: "
+     r"add --tls"),
+    (("--auth", "--tls", *BASE), r"--username is missing: authentication is on"),
+    (("--insecure", "--ca-file", "/etc/hostname", *BASE), r"--ca-file and --insecure: give "
+     r"only one of them"),
+    (("-4", "-6", *BASE), r"argument -6: not allowed with argument -4"),
+    (("-6", *BASE), r"-6: conflicts with -H 127.0.0.1"),
+    (("--profile", "x", *BASE), r"--profile needs --config FILE"),
+    (("--colour", "blue", *BASE), r"unrecognized arguments: --colour blue"),
+    (("--ca-file", "/nonexistent/ca.pem", *BASE), r"--ca-file /nonexistent/ca.pem: cannot read"),
+])
+def test_bad_option(args: tuple[str, ...], message: str) -> None:
+    assert_unknown(run_check(*args), message)
+
+
+def test_missing_password_file() -> None:
+    result = run_check(*BASE, "--tls", "-U", "u", "--password-file", "/nonexistent/secret")
+    assert_unknown(result, r"--password-file /nonexistent/secret: cannot read: No such file")
+
+
+def test_unreadable_password_file(tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text("s3cret\n")
+    secret.chmod(0)
+    if os.access(secret, os.R_OK):  # root reads anything: use a directory instead
+        secret = tmp_path
+    result = run_check(*BASE, "--tls", "-U", "u", "--password-file", secret)
+    assert_unknown(result, rf"--password-file {re.escape(str(secret))}: cannot read: "
+                           r"(Permission denied|Is a directory)")
+
+
+def test_empty_password_file(tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text("\n")
+    result = run_check(*BASE, "--tls", "-U", "u", "--password-file", secret)
+    assert_unknown(result, r"--password-file .*: the file is empty")
+
+
+def test_password_and_password_file_conflict(tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text("s3cret\n")
+    result = run_check(*BASE, "--tls", "-U", "u", "--password-file", secret, "-P", "x")
+    assert_unknown(result, r"--password and --password-file: give only one of them")
+
+
+def config(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "mailgw.toml"
+    path.write_text(text)
+    return path
+
+
+def test_malformed_toml(tmp_path: Path) -> None:
+    path = config(tmp_path, "[profiles.relay\nserver = 1\n")
+    assert_unknown(run_check("--config", path), rf"--config {re.escape(str(path))}: not valid "
+                                                r"TOML: .*line 1")
+
+
+def test_unknown_profile(tmp_path: Path) -> None:
+    path = config(tmp_path, '[profiles.relay]\nserver = "127.0.0.1"\nfrom = "a@b.test"\n'
+                            '[profiles.submission]\nserver = "127.0.0.1"\n')
+    assert_unknown(run_check("--config", path, "--profile", "nosuch"),
+                   r"--profile nosuch: no such profile in .* \(profiles: relay, submission\)")
+
+
+def test_profile_needed_when_the_file_has_several(tmp_path: Path) -> None:
+    path = config(tmp_path, "[profiles.a]\n[profiles.b]\n")
+    assert_unknown(run_check("--config", path), r"choose a profile with --profile "
+                                                r"\(profiles: a, b\)")
+
+
+def test_unknown_config_key(tmp_path: Path) -> None:
+    path = config(tmp_path, '[profiles.relay]\nserver = "127.0.0.1"\nsmarthost = "x"\n')
+    assert_unknown(run_check("--config", path), r"\[profiles\.relay\] unknown key 'smarthost'")
+
+
+def test_wrong_type_in_config(tmp_path: Path) -> None:
+    path = config(tmp_path, '[profiles.relay]\nserver = "127.0.0.1"\nfrom = "a@b.test"\n'
+                            'port = "many"\n')
+    assert_unknown(run_check("--config", path), r"-p/--port 'many': not a number")
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    assert_unknown(run_check("--config", tmp_path / "none.toml"),
+                   r"--config .*none\.toml: cannot read: No such file")
+
+
+def test_help_exits_3_and_warns_about_password_on_command_line() -> None:
+    result = run_check("--help")
+    assert result.exit_code == 3
+    assert "--password-file" in result.stdout
+    assert re.search(r"visible\s+to\s+every\s+user\s+in\s+the\s+process\s+list",
+                     result.stdout.replace("\n", " "))
+
+
+def test_version_exits_3() -> None:
+    result = run_check("-V")
+    assert result.exit_code == 3
+    assert result.stdout.strip() == f"check_mailgw {__version__}"
