@@ -18,6 +18,7 @@ class Step:
     name: str
     doing: str
     run: Callable[[], Passed]
+    silence_hint: str | None = None  # what a silent peer at this step usually means
 
 
 class Dialogue:
@@ -38,8 +39,8 @@ def timeout_diagnosis(deadline: Deadline, step: Step, waiting_for: str, state: S
     return Diagnosis(
         state,
         f"timed out after {deadline.seconds:g}s (-t) waiting for {waiting_for}",
-        fix="the server or the network is too slow or silent: check the server's load and "
-        "any firewall between, or raise -t if the gateway is known to be slow",
+        fix=step.silence_hint or "the server or the network is too slow or silent: check the "
+        "server's load and any firewall between, or raise -t if the gateway is known to be slow",
     )
 
 

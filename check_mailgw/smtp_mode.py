@@ -23,6 +23,11 @@ from check_mailgw.smtp_replies import AUTH_SUCCEEDED, Phase, diagnose
 from check_mailgw.tls import client_context, describe, handshake
 
 SUPPORTED_MECHANISMS = ("PLAIN", "LOGIN")  # in order of preference
+SILENT_GREETING = (
+    "the server accepted the connection but sent no greeting: if this port expects implicit "
+    "TLS (usually 465), use --tls implicit; otherwise the server is overloaded or stuck, or a "
+    "proxy in between holds the connection"
+)
 CONTINUE = 334
 
 
@@ -52,7 +57,8 @@ class SmtpProbe:
         session: list[Step] = []
         if s.tls == "implicit":
             session.append(Step("tls", "the TLS handshake", self.implicit_tls))
-        session.append(Step("greeting", "the server's greeting", self.greeting))
+        session.append(Step("greeting", "the server's greeting", self.greeting,
+                            silence_hint=SILENT_GREETING if s.tls != "implicit" else None))
         if s.tls == "starttls":
             session.append(Step("tls", "STARTTLS", self.starttls))
         if s.auth:
@@ -63,7 +69,8 @@ class SmtpProbe:
             session.append(
                 Step("envelope", "the replies to MAIL FROM and RCPT TO", self.envelope)
             )
-        return steps + [Step(step.name, step.doing, speaks_smtp(step.run)) for step in session]
+        return steps + [Step(step.name, step.doing, speaks_smtp(step.run), step.silence_hint)
+                        for step in session]
 
     # Steps
     def resolve(self) -> Passed:

@@ -72,14 +72,28 @@ def diagnose_verification(error: ssl.SSLCertVerificationError, server_name: str)
     )
 
 
+# OpenSSL reasons for a failed handshake, in words an operator can act on.
+HANDSHAKE_REASONS = {
+    "WRONG_VERSION_NUMBER": "the server did not answer with TLS",
+    "HTTP_REQUEST": "the server did not answer with TLS",
+    "UNEXPECTED_EOF_WHILE_READING": "the server closed the connection during the handshake",
+    "TLSV1_ALERT_PROTOCOL_VERSION": "no TLS version in common",
+    "UNSUPPORTED_PROTOCOL": "no TLS version in common",
+    "NO_PROTOCOLS_AVAILABLE": "no TLS version in common",
+    "SSLV3_ALERT_HANDSHAKE_FAILURE": "no cipher or parameters in common",
+    "NO_SHARED_CIPHER": "no cipher in common",
+}
+PLAINTEXT_REASONS = ("WRONG_VERSION_NUMBER", "HTTP_REQUEST")
+
+
 def diagnose_handshake(error: ssl.SSLError, how: str) -> Diagnosis:
-    reason = error.reason or str(error)
-    words = f"{reason} ({error.library or 'SSL'})" if error.library else reason
-    fix = ("the server and this client share no TLS version or cipher: check the gateway's "
-           "TLS settings (TLS 1.2 or later is expected)")
-    if reason in ("WRONG_VERSION_NUMBER", "HTTP_REQUEST", "RECORD_LAYER_FAILURE"):
-        fix = ("the server did not answer with TLS: on this port it probably speaks plain "
-               "SMTP; use --tls starttls, or the implicit TLS port (465)")
+    reason = error.reason or type(error).__name__
+    words = f"{HANDSHAKE_REASONS[reason]} ({reason})" if reason in HANDSHAKE_REASONS else reason
+    fix = ("the server and this client could not agree on TLS: check the gateway's TLS "
+           "settings (TLS 1.2 or later, a current cipher suite) and its logs")
+    if reason in PLAINTEXT_REASONS:
+        fix = ("on this port the server speaks plain SMTP, not TLS: use --tls starttls, or the "
+               "implicit TLS port (465)")
     return Diagnosis(State.CRITICAL, f"TLS handshake failed ({how})", words, fix=fix)
 
 

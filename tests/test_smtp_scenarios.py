@@ -52,7 +52,8 @@ CASES = [
          r"^MAILGW CRITICAL - tls on 127\.0\.0\.1:\d+: TLS handshake failed \(STARTTLS\)",
          r"fix: ", perf("connect_time", "greeting_time", "tls_time")),
     Case("crit-implicit-tls-on-a-plaintext-port", "plain", "ok", ("--tls", "implicit"),
-         CRITICAL, r"TLS handshake failed \(implicit TLS\): WRONG_VERSION_NUMBER",
+         CRITICAL, r"TLS handshake failed \(implicit TLS\): the server did not answer with TLS "
+         r"\(WRONG_VERSION_NUMBER\)",
          r"fix: .*--tls starttls"),
     Case("crit-certificate-expired", "starttls", "cert-expired", ("--tls",), CRITICAL,
          r"tls on .*: server certificate expired: certificate has expired",
@@ -111,7 +112,8 @@ CASES = [
          r"fix: another service listens on this port"),
     Case("unknown-timeout-waiting-for-greeting", "starttls", "silent", ("--tls", "-t", "2"),
          UNKNOWN, r"^MAILGW UNKNOWN - greeting on .*: timed out after 2s \(-t\) waiting for "
-         r"the server's greeting", perfdata=perf("connect_time", "greeting_time", "total_time")),
+         r"the server's greeting", r"fix: .*if this port expects implicit TLS .*--tls implicit",
+         perf("connect_time", "greeting_time", "total_time")),
     Case("unknown-timeout-mid-auth", "starttls", "slow-auth", ("--tls", "-t", "2"), UNKNOWN,
          r"auth on .*: timed out after 2s \(-t\) waiting for the reply to AUTH",
          perfdata=SESSION | perf("auth_time")),
