@@ -1,0 +1,25 @@
+"""The sandbox's throwaway mail account, and the file that hands its password to the plugin."""
+
+import os
+from pathlib import Path
+
+SANDBOX_DOMAIN = "sandbox.test"
+SANDBOX_USER = f"monitor@{SANDBOX_DOMAIN}"
+# A throwaway value, valid only against the sandbox.
+SANDBOX_PASSWORD = "sandbox-password"
+
+
+def default_accounts() -> dict[str, str]:
+    """Username -> password of the accounts a sandbox server accepts by default."""
+    return {SANDBOX_USER: SANDBOX_PASSWORD}
+
+
+def write_password_file(path: str | Path, password: str = SANDBOX_PASSWORD) -> Path:
+    """Write a password, without a trailing newline, to a file only its owner can read."""
+    path = Path(path)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as file:
+        # An existing file keeps its old mode through os.open.
+        os.fchmod(file.fileno(), 0o600)
+        file.write(password)
+    return path

@@ -1,0 +1,220 @@
+"""mailgw-sandbox: run local imitations of a mail gateway, or demo the plugin against them."""
+
+import argparse
+import logging
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+from check_mailgw.sandbox.accounts import SANDBOX_USER, write_password_file
+from check_mailgw.sandbox.ca import SandboxCA
+from check_mailgw.sandbox.commands import (
+    CA_FILE_NAME,
+    PASSWORD_FILE_NAME,
+    PORT_BASE_MAX,
+    PORT_BASE_MIN,
+    SandboxPorts,
+    check_commands,
+    shell_line,
+)
+from check_mailgw.sandbox.dns_server import DEFAULT_RECORDS, DnsServer, start_dns
+from check_mailgw.sandbox.scenarios import SCENARIOS
+from check_mailgw.sandbox.smtp_server import SmtpServer, start_smtp
+
+DEFAULT_PORT_BASE = 2500
+# Generous: a check's own timeout should always come first.
+DEMO_CHECK_TIMEOUT = 120.0
+READY_LINE = "Serving until Ctrl-C or SIGTERM."
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mailgw-sandbox",
+        description=(
+            "Run a local imitation of a mail gateway (SMTP with STARTTLS, implicit TLS "
+            "and plain, plus DNS) on loopback, and print the check_mailgw command lines "
+            "that check it."
+        ),
+    )
+    parser.add_argument(
+        "--scenario",
+        default="ok",
+        choices=list(SCENARIOS),
+        metavar="NAME",
+        help="behaviour of the SMTP servers (default: ok; see --list-scenarios)",
+    )
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        help="where to write ca.pem and password (default: a new temporary directory, "
+        "removed on exit)",
+    )
+    parser.add_argument(
+        "--port-base",
+        type=int,
+        default=DEFAULT_PORT_BASE,
+        metavar="N",
+        help="listen on N+87 (STARTTLS), N-35 (implicit TLS), N+25 (plain), N+53 (DNS): "
+        "2587, 2465, 2525 and 2553 by default; 0 picks free ports",
+    )
+    parser.add_argument("--list-scenarios", action="store_true", help="list the scenarios and exit")
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="run the printed checks once, show their output, and exit 0 if all passed",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.list_scenarios:
+        width = max(len(name) for name in SCENARIOS)
+        for scenario in SCENARIOS.values():
+            print(f"{scenario.name:<{width}}  {scenario.description}")
+        return 0
+    if args.port_base and not PORT_BASE_MIN <= args.port_base <= PORT_BASE_MAX:
+        parser.error(f"--port-base must be 0 or between {PORT_BASE_MIN} and {PORT_BASE_MAX}")
+    # aiosmtpd reports every odd client at WARNING; the sandbox expects odd clients.
+    logging.getLogger("mail.log").setLevel(logging.ERROR)
+    try:
+        return _run(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _run(args: argparse.Namespace) -> int:
+    temporary = args.dir is None
+    directory: Path = Path(tempfile.mkdtemp(prefix="mailgw-sandbox-")) if temporary else args.dir
+    try:
+        ca = SandboxCA()
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            ca.write_ca(directory / CA_FILE_NAME)
+            write_password_file(directory / PASSWORD_FILE_NAME)
+        except OSError as error:
+            print(f"mailgw-sandbox: cannot write the sandbox files: {error}", file=sys.stderr)
+            return 2
+        with ExitStack() as stack:
+            # Caught from the start, so that a signal during startup still stops cleanly.
+            stop = None if args.demo else stack.enter_context(_stop_signals())
+            try:
+                dns, smtp, ports = _start_servers(stack, ca, args.scenario, args.port_base)
+            except OSError as error:
+                print(f"mailgw-sandbox: cannot start the servers: {error}", file=sys.stderr)
+                return 2
+            commands = check_commands(directory, ports)
+            print(_banner(args.scenario, directory, temporary, dns, smtp, commands), flush=True)
+            if stop is None:
+                return _run_demo(commands)
+            print(READY_LINE, flush=True)
+            # A timeout keeps the wait responsive to signals on every platform.
+            while not stop.wait(0.5):
+                pass
+            print("Stopping.", flush=True)
+            return 0
+    finally:
+        if temporary:
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+@contextmanager
+def _stop_signals() -> Iterator[threading.Event]:
+    """An event set by SIGINT or SIGTERM while the context lasts."""
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _start_servers(
+    stack: ExitStack, ca: SandboxCA, scenario: str, port_base: int
+) -> tuple[DnsServer, dict[str, SmtpServer], SandboxPorts]:
+    wanted = SandboxPorts.from_base(port_base)
+    dns = stack.enter_context(start_dns(DEFAULT_RECORDS, host=wanted.host, port=wanted.dns))
+    smtp = {
+        security: stack.enter_context(
+            start_smtp(security=security, scenario=scenario, ca=ca, host=wanted.host, port=port)
+        )
+        for security, port in (
+            ("starttls", wanted.starttls),
+            ("implicit", wanted.implicit),
+            ("plain", wanted.plain),
+        )
+    }
+    ports = SandboxPorts(
+        starttls=smtp["starttls"].port,
+        implicit=smtp["implicit"].port,
+        plain=smtp["plain"].port,
+        dns=dns.port,
+        host=wanted.host,
+    )
+    return dns, smtp, ports
+
+
+def _banner(
+    scenario: str,
+    directory: Path,
+    temporary: bool,
+    dns: DnsServer,
+    smtp: dict[str, SmtpServer],
+    commands: list[list[str]],
+) -> str:
+    names = ", ".join(f"{name} -> {' '.join(ips)}" for name, ips in DEFAULT_RECORDS.items())
+    where = f"{directory} (removed on exit)" if temporary else str(directory)
+    lines = [
+        f'check_mailgw sandbox, scenario "{scenario}": {SCENARIOS[scenario].description}',
+        f"  SMTP with STARTTLS    {smtp['starttls'].host}:{smtp['starttls'].port}",
+        f"  SMTP with TLS         {smtp['implicit'].host}:{smtp['implicit'].port}",
+        f"  SMTP, plain           {smtp['plain'].host}:{smtp['plain'].port}",
+        f"  DNS (UDP and TCP)     {dns.address}  {names}",
+        f"  account               {SANDBOX_USER}, password in {directory / PASSWORD_FILE_NAME}",
+        f"  CA certificate        {directory / CA_FILE_NAME}",
+        f"  files                 {where}",
+        "",
+        "Check it with:",
+        *(f"  {shell_line(arguments)}" for arguments in commands),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _run_demo(commands: list[list[str]]) -> int:
+    failed = 0
+    for arguments in commands:
+        arguments = [*arguments, "-v"]
+        print(f"$ {shell_line(arguments)}", flush=True)
+        try:
+            done = subprocess.run(
+                [sys.executable, "-m", "check_mailgw", *arguments],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                timeout=DEMO_CHECK_TIMEOUT,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            print(f"  (no result within {DEMO_CHECK_TIMEOUT:.0f} s)")
+            failed += 1
+            continue
+        if done.stdout.strip():
+            print(textwrap.indent(done.stdout.rstrip(), "  "))
+        print(f"  exit code {done.returncode}\n", flush=True)
+        failed += done.returncode != 0
+    print(f"{len(commands) - failed} of {len(commands)} checks exited 0.", flush=True)
+    return 0 if failed == 0 else 1

@@ -1,0 +1,147 @@
+"""Start and stop sandbox SMTP listeners, whichever scenario they play."""
+
+import asyncio
+import ssl
+from collections.abc import Callable
+from functools import partial
+from types import TracebackType
+from typing import get_args
+
+from check_mailgw.sandbox import scripted
+from check_mailgw.sandbox.accounts import SANDBOX_PASSWORD, SANDBOX_USER, default_accounts
+from check_mailgw.sandbox.background import BackgroundLoop, TcpService, listen_on
+from check_mailgw.sandbox.ca import SandboxCA
+from check_mailgw.sandbox.scenarios import Scenario, get_scenario
+from check_mailgw.sandbox.smtp_session import Mailbox, Received, SandboxSMTP, Security
+from check_mailgw.sandbox.tls_refusal import RefusedHandshake
+
+__all__ = [
+    "SANDBOX_PASSWORD",
+    "SANDBOX_USER",
+    "Received",
+    "Security",
+    "SmtpServer",
+    "start_smtp",
+]
+
+
+class SmtpServer:
+    """A running sandbox SMTP listener: where it listens, what it received, how to stop it."""
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        security: Security,
+        scenario: Scenario,
+        messages: list[Received],
+        stop: Callable[[], None],
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.security = security
+        self.scenario = scenario
+        self.messages = messages
+        self._stop = stop
+        self._stopped = False
+
+    def stop(self) -> None:
+        """Close the listener and every connection; safe to call twice."""
+        if not self._stopped:
+            self._stopped = True
+            self._stop()
+
+    def __enter__(self) -> "SmtpServer":
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"<SmtpServer {self.scenario.name} {self.security} on {self.host}:{self.port}>"
+
+
+def start_smtp(
+    *,
+    security: Security,
+    scenario: str = "ok",
+    ca: SandboxCA,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    accounts: dict[str, str] | None = None,
+) -> SmtpServer:
+    """Start an SMTP listener on an IP literal (port 0: any free port) playing a scenario."""
+    if security not in get_args(Security):
+        raise ValueError(f"unknown security {security!r}; choose one of {get_args(Security)}")
+    chosen = get_scenario(scenario)
+    messages: list[Received] = []
+    if chosen.script == "blackhole":
+        hole = scripted.Blackhole(host, port)
+        return SmtpServer(
+            host=host,
+            port=hole.port,
+            security=security,
+            scenario=chosen,
+            messages=messages,
+            stop=hole.close,
+        )
+
+    context = _server_context(ca, chosen)
+    sock = listen_on(host, port)
+    bound_port: int = sock.getsockname()[1]
+    background = BackgroundLoop(f"sandbox-smtp-{bound_port}")
+    try:
+        mailbox = Mailbox(chosen, dict(accounts or default_accounts()), messages)
+        factory, implicit = _session_factory(mailbox, security, context, background.loop)
+        service = TcpService(background, sock, factory, ssl_context=implicit)
+    except BaseException:
+        sock.close()
+        background.close()
+        raise
+
+    def stop() -> None:
+        try:
+            background.run(service.aclose())
+        finally:
+            background.close()
+
+    return SmtpServer(
+        host=host,
+        port=bound_port,
+        security=security,
+        scenario=chosen,
+        messages=messages,
+        stop=stop,
+    )
+
+
+def _server_context(ca: SandboxCA, scenario: Scenario) -> ssl.SSLContext:
+    if scenario.tls == "handshake-failure":
+        return ca.handshake_failure_context()
+    return ca.server_context(scenario.tls)
+
+
+def _session_factory(
+    mailbox: Mailbox,
+    security: Security,
+    context: ssl.SSLContext,
+    loop: asyncio.AbstractEventLoop,
+) -> tuple[Callable[[], asyncio.Protocol], ssl.SSLContext | None]:
+    """What plays each connection, and the TLS to wrap around it first, if any."""
+    scenario = mailbox.scenario
+    if scenario.script is not None:
+        behind_tls = security == "implicit" and scripted.speaks_tls(scenario)
+        return partial(scripted.ScriptedSession, scenario), context if behind_tls else None
+    if security == "implicit":
+        if scenario.tls == "handshake-failure":
+            return partial(RefusedHandshake, context), None
+        smtp = partial(SandboxSMTP, mailbox, security=security, starttls_context=None, loop=loop)
+        return smtp, context
+    smtp = partial(SandboxSMTP, mailbox, security=security, starttls_context=context, loop=loop)
+    return smtp, None

@@ -1,0 +1,345 @@
+"""The sandbox's SMTP dialect on top of aiosmtpd: EHLO, STARTTLS, AUTH and envelope rules."""
+
+import asyncio
+import binascii
+import contextlib
+import datetime
+import hmac
+import logging
+import secrets
+import ssl
+from base64 import b64decode
+from dataclasses import dataclass, field
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+from email.utils import formatdate
+from typing import Literal
+
+from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, TLSSetupException
+
+from check_mailgw.sandbox import replies
+from check_mailgw.sandbox.scenarios import Scenario
+from check_mailgw.sandbox.tls_refusal import HandshakeRefusal
+
+Security = Literal["starttls", "implicit", "plain"]
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE_SIZE = 36_700_160
+
+
+@dataclass(frozen=True)
+class Received:
+    """One message the sandbox accepted, with its envelope."""
+
+    mail_from: str
+    rcpt_tos: tuple[str, ...]
+    message: EmailMessage
+    authenticated_as: str | None
+
+
+def sender_allowed(address: str, user: str) -> bool:
+    """The sandbox's send-as rule: the user's own address or one in the user's domain."""
+    address = address.lower()
+    user = user.lower()
+    if address == user:
+        return True
+    _, at, domain = user.rpartition("@")
+    return bool(at) and address.endswith("@" + domain)
+
+
+def recipient_exists(address: str) -> bool:
+    """Every recipient exists, except in the reserved .invalid domain (RFC 2606)."""
+    domain = address.rpartition("@")[2].lower().rstrip(".")
+    return not (domain == "invalid" or domain.endswith(".invalid"))
+
+
+def _exchange_timestamp() -> str:
+    now = datetime.datetime.now(datetime.UTC)
+    return now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class Mailbox:
+    """aiosmtpd handler: the envelope rules and the store of accepted messages."""
+
+    scenario: Scenario
+    accounts: dict[str, str]
+    messages: list[Received] = field(default_factory=list)
+
+    async def handle_MAIL(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        mail_options: list[str],
+    ) -> str:
+        if self.scenario.mail_reply:
+            return self.scenario.mail_reply
+        user = session.auth_data if session.authenticated else None
+        if user is not None and not sender_allowed(address, user):
+            return replies.SENDER_NOT_OWNED.format(address=address, user=user)
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return replies.SENDER_OK
+
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        if not recipient_exists(address):
+            return replies.RECIPIENT_UNKNOWN.format(address=address)
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return replies.RECIPIENT_OK
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        content = envelope.original_content or b""
+        message = BytesParser(policy=policy.default).parsebytes(content)
+        assert isinstance(message, EmailMessage)
+        self.messages.append(
+            Received(
+                mail_from=envelope.mail_from or "",
+                rcpt_tos=tuple(envelope.rcpt_tos),
+                message=message,
+                authenticated_as=session.auth_data if session.authenticated else None,
+            )
+        )
+        return replies.QUEUED.format(queue_id=secrets.token_hex(5).upper())
+
+    async def handle_RSET(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        return replies.OK
+
+    async def handle_NOOP(
+        self, server: SMTP, session: Session, envelope: Envelope, arg: str | None
+    ) -> str:
+        return replies.OK
+
+    async def handle_QUIT(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        return replies.BYE
+
+    async def handle_exception(self, error: Exception) -> str:
+        # A failed STARTTLS handshake or a vanished client is the client's
+        # business; anything else is a sandbox bug worth a traceback.
+        if not isinstance(error, TLSSetupException | ConnectionError):
+            log.error("sandbox SMTP session failed", exc_info=error)
+        return replies.INTERNAL_ERROR
+
+
+class SandboxSMTP(SMTP):
+    """One SMTP session in the sandbox's dialect, shaped by the security mode and scenario."""
+
+    AuthLoginUsernameChallenge = "Username:"
+    AuthLoginPasswordChallenge = "Password:"
+
+    def __init__(
+        self,
+        mailbox: Mailbox,
+        *,
+        security: Security,
+        starttls_context: ssl.SSLContext | None,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        # Set before the base class looks the instance over.
+        self._security = security
+        self._scenario = mailbox.scenario
+        self._accounts = mailbox.accounts
+        super().__init__(
+            mailbox,
+            hostname=self._scenario.hostname,
+            ident=self._scenario.greeting_text.format(date=formatdate(localtime=True)),
+            tls_context=starttls_context,
+            data_size_limit=MAX_MESSAGE_SIZE,
+            loop=loop,
+        )
+
+    def _tls_active(self) -> bool:
+        return self._security == "implicit" or self._tls_protocol is not None
+
+    def _starttls_offered(self) -> bool:
+        if self._tls_active() or self.tls_context is None:
+            return False
+        if self._scenario.auth_needs_starttls:
+            return True
+        return self._security == "starttls" and self._scenario.offers_starttls
+
+    def _auth_advertised(self) -> bool:
+        if not self._scenario.offers_auth:
+            return False
+        return (
+            self._tls_active()
+            or self._security == "plain"
+            or not self._scenario.offers_starttls
+            or self._scenario.auth_needs_starttls
+        )
+
+    def _must_authenticate(self) -> bool:
+        # Plain SMTP (port 25) relays without AUTH; submission ports insist.
+        return self._security != "plain" and self._scenario.offers_auth
+
+    async def _handle_client(self) -> None:
+        # The client may go away while a reply is on its way.
+        with contextlib.suppress(ConnectionError):
+            await super()._handle_client()
+
+    async def check_auth_needed(self, caller_method: str) -> bool:
+        assert self.session is not None
+        if self._must_authenticate() and not self.session.authenticated:
+            await self.push(replies.AUTH_REQUIRED)
+            return True
+        return False
+
+    async def smtp_EHLO(self, hostname: str | None) -> None:
+        if not hostname:
+            await self.push(replies.EHLO_SYNTAX)
+            return
+        self._set_rset_state()
+        assert self.session is not None
+        self.session.extended_smtp = True
+        self.session.host_name = hostname
+        lines = [self.hostname, *self._extensions()]
+        # One write for the whole reply, as real servers do.
+        reply = [f"250-{line}" for line in lines[:-1]] + [f"250 {lines[-1]}"]
+        await self.push("\r\n".join(reply))
+
+    def _extensions(self) -> list[str]:
+        extensions = [
+            f"SIZE {self.data_size_limit}",
+            "PIPELINING",
+            "8BITMIME",
+            "ENHANCEDSTATUSCODES",
+        ]
+        if self._starttls_offered():
+            extensions.append("STARTTLS")
+        if self._auth_advertised():
+            extensions.append("AUTH " + " ".join(self._scenario.auth_mechanisms))
+        return extensions
+
+    async def smtp_STARTTLS(self, arg: str | None) -> None:
+        if self._tls_active():
+            await self.push(replies.BAD_SEQUENCE)
+            return
+        if not self._starttls_offered():
+            await self.push(replies.NOT_IMPLEMENTED)
+            return
+        if self._scenario.tls == "handshake-failure" and not arg:
+            await self.push(replies.STARTTLS_READY)
+            await self._refuse_handshake()
+            return
+        await super().smtp_STARTTLS(arg)
+
+    async def _refuse_handshake(self) -> None:
+        assert self.tls_context is not None
+        refusal = HandshakeRefusal(self.tls_context)
+        while not refusal.finished:
+            data = await self._reader.read(16384)
+            if not data:
+                break
+            self._writer.write(refusal.feed(data))
+        self._drop_connection()
+
+    async def smtp_AUTH(self, arg: str | None) -> None:
+        if await self.check_helo_needed("EHLO"):
+            return
+        assert self.session is not None
+        if not self._scenario.offers_auth:
+            await self.push(replies.NOT_IMPLEMENTED)
+            return
+        if self._scenario.drop_on_auth:
+            self._drop_connection()
+            return
+        if not self.session.extended_smtp:
+            await self.push(replies.BAD_SEQUENCE)
+            return
+        if self.session.authenticated:
+            await self.push(replies.ALREADY_AUTHENTICATED)
+            return
+        if self._scenario.auth_needs_starttls and not self._tls_active():
+            await self.push(replies.STARTTLS_FIRST)
+            return
+        if not self._auth_advertised():
+            await self.push(replies.ENCRYPTION_REQUIRED)
+            return
+        mechanism, _, initial_response = (arg or "").strip().partition(" ")
+        if not mechanism:
+            await self.push(replies.AUTH_SYNTAX)
+            return
+        credentials = await self._read_credentials(mechanism.upper(), initial_response.strip())
+        if credentials is None:
+            return
+        if self._scenario.auth_delay:
+            await asyncio.sleep(self._scenario.auth_delay)
+        if self._scenario.auth_reply:
+            await self.push(self._scenario.auth_reply.format(timestamp=_exchange_timestamp()))
+            return
+        username, password = credentials
+        if self._password_matches(username, password):
+            self.session.authenticated = True
+            self.session.auth_data = username
+            await self.push(replies.AUTH_SUCCESSFUL)
+        else:
+            await self.push(replies.AUTH_INVALID)
+
+    def _password_matches(self, username: str, password: str) -> bool:
+        expected = self._accounts.get(username)
+        if expected is None:
+            return False
+        return hmac.compare_digest(expected.encode(), password.encode(errors="surrogateescape"))
+
+    def _drop_connection(self) -> None:
+        assert self.transport is not None and self._handler_coroutine is not None
+        # close() still sends what is buffered.
+        self.transport.close()
+        # Read nothing more, not even pipelined commands already buffered.
+        self._handler_coroutine.cancel()
+
+    async def _read_credentials(
+        self, mechanism: str, initial_response: str
+    ) -> tuple[str, str] | None:
+        """Username and password from a PLAIN or LOGIN exchange; None once a reply was sent."""
+        if mechanism not in self._scenario.auth_mechanisms:
+            await self.push(replies.MECHANISM_UNKNOWN)
+            return None
+        if mechanism == "PLAIN":
+            blob = await self._sasl_response(initial_response, "")
+            if blob is None:
+                return None
+            parts = blob.split(b"\0")
+            if len(parts) != 3:
+                await self.push(replies.AUTH_MALFORMED)
+                return None
+            return _text(parts[1]), _text(parts[2])
+        if mechanism == "LOGIN":
+            username = await self._sasl_response(initial_response, self.AuthLoginUsernameChallenge)
+            if username is None:
+                return None
+            password = await self._sasl_response("", self.AuthLoginPasswordChallenge)
+            if password is None:
+                return None
+            return _text(username), _text(password)
+        await self.push(replies.MECHANISM_UNKNOWN)
+        return None
+
+    async def _sasl_response(self, initial_response: str, challenge: str) -> bytes | None:
+        """The client's decoded response: the initial one if sent, else the answer to a 334."""
+        if not initial_response:
+            # challenge_auth replies itself to "*" and to bad base64.
+            answer = await self.challenge_auth(challenge)
+            return None if answer is MISSING else answer
+        if initial_response == "=":
+            return b""
+        try:
+            return b64decode(initial_response, validate=True)
+        except binascii.Error:
+            await self.push(replies.AUTH_MALFORMED)
+            return None
+
+
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8", errors="surrogateescape")

@@ -1,0 +1,83 @@
+"""Fixtures: the sandbox's servers on loopback, and the files the plugin reads."""
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from check_mailgw.sandbox.accounts import write_password_file
+from check_mailgw.sandbox.ca import SandboxCA
+from check_mailgw.sandbox.commands import CA_FILE_NAME, PASSWORD_FILE_NAME
+from check_mailgw.sandbox.dns_server import DnsServer, start_dns
+from check_mailgw.sandbox.smtp_server import Security, SmtpServer, start_smtp
+
+SANDBOX_RECORDS = {
+    "mail.sandbox.test": ["127.0.0.1"],
+    "dual.sandbox.test": ["127.0.0.1", "::1"],
+}
+
+
+@pytest.fixture(scope="session")
+def sandbox_ca() -> SandboxCA:
+    """The throwaway CA behind every sandbox certificate of the test run."""
+    return SandboxCA()
+
+
+@pytest.fixture(scope="session")
+def sandbox_dir(sandbox_ca: SandboxCA, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory holding ca.pem and password, as mailgw-sandbox writes them."""
+    directory = tmp_path_factory.mktemp("sandbox")
+    sandbox_ca.write_ca(directory / CA_FILE_NAME)
+    write_password_file(directory / PASSWORD_FILE_NAME)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def ca_file(sandbox_dir: Path) -> Path:
+    """PEM file of the sandbox CA, for --ca-file."""
+    return sandbox_dir / CA_FILE_NAME
+
+
+@pytest.fixture(scope="session")
+def password_file(sandbox_dir: Path) -> Path:
+    """File (mode 0600) holding the sandbox account's password, for --password-file."""
+    return sandbox_dir / PASSWORD_FILE_NAME
+
+
+@pytest.fixture
+def smtp_server(sandbox_ca: SandboxCA) -> Iterator[Callable[..., SmtpServer]]:
+    """Factory: smtp_server(security="starttls", scenario="ok", *, host, port, accounts).
+
+    Every server it starts is stopped when the test ends.
+    """
+    started: list[SmtpServer] = []
+
+    def start(
+        security: Security = "starttls",
+        scenario: str = "ok",
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        accounts: dict[str, str] | None = None,
+    ) -> SmtpServer:
+        server = start_smtp(
+            security=security,
+            scenario=scenario,
+            ca=sandbox_ca,
+            host=host,
+            port=port,
+            accounts=accounts,
+        )
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def dns_server() -> Iterator[DnsServer]:
+    """A sandbox DNS server with mail.sandbox.test (IPv4) and dual.sandbox.test (both)."""
+    with start_dns(SANDBOX_RECORDS) as server:
+        yield server
