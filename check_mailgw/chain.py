@@ -59,11 +59,8 @@ def run_chain(
         try:
             deadline.budget(step.doing)
             passed = step.run()
-            outcome.brief, outcome.facts, outcome.metrics = (
-                passed.brief,
-                passed.facts,
-                passed.metrics,
-            )
+            outcome.brief, outcome.facts = passed.brief, passed.facts
+            outcome.metrics, outcome.details = passed.metrics, passed.details
         except StepFailed as failed:
             outcome.diagnosis, outcome.facts = failed.diagnosis, failed.facts
         except DeadlineExceeded as exceeded:

@@ -12,6 +12,7 @@ from typing import NoReturn
 
 from check_mailgw import __version__
 from check_mailgw.errors import SettingsError
+from check_mailgw.modes import MODES, run_mode
 from check_mailgw.secret import RedactingStream, Redactor
 from check_mailgw.settings import CONFIG_KEYS, PASSWORD_ENV, Settings, build_settings
 
@@ -45,7 +46,7 @@ def build_parser() -> PluginArgumentParser:
         add_help=False,
     )
     gateway = parser.add_argument_group("gateway (the settings form)")
-    gateway.add_argument("--mode", choices=["smtp"],
+    gateway.add_argument("--mode", choices=sorted(MODES),
                          help="gateway type: smtp (username and password); default smtp")
     gateway.add_argument("-H", "--hostname", "--server", dest="hostname", metavar="HOST",
                          help="Server: host name or IP address of the SMTP gateway")
@@ -124,12 +125,6 @@ def parse_settings(argv: Sequence[str] | None) -> Settings:
     elif profile_name:
         raise SettingsError("--profile needs --config FILE")
     return build_settings(options, profile, os.environ, verbosity)
-
-
-def run_mode(settings: Settings, redactor: Redactor):
-    from check_mailgw.smtp_mode import run_smtp
-
-    return run_smtp(settings, redactor)
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:

@@ -40,11 +40,12 @@ class StepFailed(Exception):
 
 @dataclass
 class Passed:
-    """What a step that worked reports: a short brief for the first line, and facts."""
+    """What a step that worked reports: a brief for the first line, facts (-v), details (-vv)."""
 
     brief: str = ""
     facts: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -56,6 +57,7 @@ class StepOutcome:
     brief: str = ""
     facts: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
     diagnosis: Diagnosis | None = None
     dialogue: list[str] = field(default_factory=list)
     detail: str | None = None

@@ -20,13 +20,6 @@ NAGIOS_STATES = {
 }
 PERF_LABELS = {"resolve": "dns_time"}
 
-# Facts shown at -v; the rest waits for -vv.
-BRIEF_FACTS = (
-    "addresses", "source", "resolver", "address", "attempts", "banner", "server", "tls_version",
-    "cipher", "cert_subject", "cert_not_after", "cert_days", "verification", "mechanism",
-    "username", "mail_from", "rcpt_to", "message_id", "reply",
-)
-
 
 def perf_label(step: str) -> str:
     return PERF_LABELS.get(step, f"{step}_time")
@@ -124,7 +117,7 @@ class GatewaySummary(Summary):
 
 def step_lines(outcome: StepOutcome, verbosity: int) -> list[str]:
     state = outcome.state.name
-    facts = {k: v for k, v in outcome.facts.items() if verbosity >= 2 or k in BRIEF_FACTS}
+    facts = {**outcome.facts, **(outcome.details if verbosity >= 2 else {})}
     words = outcome.diagnosis.headline() if outcome.diagnosis else outcome.brief
     detail = "; ".join(f"{key}={format_fact(value)}" for key, value in facts.items())
     text = " - ".join(part for part in (words, detail) if part)
@@ -176,7 +169,7 @@ def as_json(check: nagiosplugin.Check) -> str:
                 "state": o.state.name,
                 "elapsed": round(o.elapsed, 6),
                 "brief": o.brief,
-                "facts": o.facts,
+                "facts": {**o.facts, **o.details},
                 "problem": o.diagnosis.problem if o.diagnosis else None,
                 "reply": o.diagnosis.reply if o.diagnosis else None,
                 "fix": o.diagnosis.fix if o.diagnosis else None,

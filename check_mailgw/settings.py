@@ -13,6 +13,7 @@ from typing import Any, Literal
 from nagiosplugin import Range
 
 from check_mailgw.errors import SettingsError
+from check_mailgw.modes import MODES
 from check_mailgw.outcome import State
 from check_mailgw.secret import Secret
 
@@ -237,8 +238,8 @@ def build_settings(cli: Mapping[str, Any], profile: Mapping[str, Any] | None = N
         return given.get(name, default)
 
     mode = str(option("mode", "smtp"))
-    if mode != "smtp":
-        raise SettingsError(f"--mode {mode!r}: unknown mode (available: smtp)")
+    if mode not in MODES:
+        raise SettingsError(f"--mode {mode!r}: unknown mode (available: {', '.join(MODES)})")
     if option("hostname") is None:
         raise SettingsError("-H/--hostname is missing: name the mail gateway's server")
     hostname = check_hostname(option("hostname"))

@@ -83,10 +83,10 @@ class SmtpProbe:
         s = self.settings
         self.sock, address, failed = connect(self.addresses, s.port, self.deadline)
         self.smtp = SmtpConnection(self.sock, self.deadline, self.dialogue)
-        facts: dict[str, object] = {"address": address, "port": s.port}
+        facts: dict[str, object] = {"address": address}
         if failed:
             facts["attempts"] = failed
-        return Passed(facts=facts)
+        return Passed(facts=facts, details={"port": s.port})
 
     def implicit_tls(self) -> Passed:
         return self._handshake("implicit TLS")
@@ -96,10 +96,11 @@ class SmtpProbe:
         reply = self._expect(smtp.read_reply("the server's greeting"), "greeting", 220)
         self.banner = reply.text
         self._expect(smtp.ehlo(self.settings.helo), "ehlo", 250)
-        facts = {"banner": str(reply), "extensions": sorted(smtp.capabilities) or "none (HELO)"}
+        facts = {"banner": str(reply)}
         if self.exchange:
             facts["server"] = "Exchange Online"
-        return Passed(facts=facts)
+        return Passed(facts=facts,
+                      details={"extensions": sorted(smtp.capabilities) or "none (HELO)"})
 
     def starttls(self) -> Passed:
         smtp = self._session()
@@ -113,7 +114,7 @@ class SmtpProbe:
         self._expect(smtp.command("STARTTLS"), "starttls", 220)
         passed = self._handshake("STARTTLS")
         self._expect(smtp.ehlo(self.settings.helo), "ehlo", 250)
-        passed.facts["extensions"] = sorted(smtp.capabilities)
+        passed.details["extensions"] = sorted(smtp.capabilities)
         return passed
 
     def authenticate(self) -> Passed:
@@ -148,8 +149,8 @@ class SmtpProbe:
         if reply.code != AUTH_SUCCEEDED:
             raise StepFailed(diagnose("auth", reply, exchange=self.exchange),
                              {"mechanism": mechanism, "username": user})
-        return Passed(f"AUTH {mechanism} as {user}", {"mechanism": mechanism, "username": user,
-                                                      "offered": offered})
+        return Passed(f"AUTH {mechanism} as {user}", {"mechanism": mechanism, "username": user},
+                      details={"offered": offered})
 
     def envelope(self) -> Passed:
         """MAIL FROM and RCPT TO answered, then RSET: proves the route, delivers nothing."""
@@ -157,8 +158,8 @@ class SmtpProbe:
         replies = self._transaction([f"MAIL FROM:<{s.sender}>", f"RCPT TO:<{s.sender}>", "RSET"])
         self._check_envelope(replies)
         return Passed("MAIL/RCPT accepted, nothing sent",
-                      {"mail_from": str(replies[0]), "rcpt_to": str(replies[1]),
-                       "pipelined": self._session().offers("PIPELINING")})
+                      {"mail_from": str(replies[0]), "rcpt_to": str(replies[1])},
+                      details={"pipelined": self._session().offers("PIPELINING")})
 
     def send(self) -> Passed:
         s = self.settings
@@ -282,7 +283,7 @@ def test_message(sender: str, recipient: str, helo: str) -> tuple[bytes, str]:
     return wire.rstrip(b"\r\n") + b"\r\n.\r\n", message_id
 
 
-def run_smtp(settings: Settings, redactor: Redactor) -> Report:
+def run(settings: Settings, redactor: Redactor) -> Report:
     deadline = Deadline(settings.timeout)
     probe = SmtpProbe(settings, deadline, redactor)
     try:

@@ -101,8 +101,9 @@ def describe(tls_sock: ssl.SSLSocket, insecure: bool, now: float | None = None) 
     """Facts about the session: TLS version, cipher, certificate names and days left."""
     now = time.time() if now is None else now
     version, cipher = tls_sock.version() or "TLS", (tls_sock.cipher() or ("?",))[0]
-    facts: dict[str, Any] = {"tls_version": version, "cipher": cipher}
-    not_after = certificate_not_after(tls_sock, insecure, facts)
+    facts: dict[str, Any] = {"tls_version": version}
+    details: dict[str, Any] = {"cipher": cipher}
+    not_after = certificate_not_after(tls_sock, insecure, facts, details)
     metrics: dict[str, float] = {}
     if not_after is not None:
         days = math.floor((not_after - now) / SECONDS_PER_DAY)
@@ -111,16 +112,16 @@ def describe(tls_sock: ssl.SSLSocket, insecure: bool, now: float | None = None) 
         metrics["cert_days"] = days
     if insecure:
         facts["verification"] = "off (--insecure)"
-    return Passed(version, facts, metrics)
+    return Passed(version, facts, metrics, details)
 
 
-def certificate_not_after(tls_sock: ssl.SSLSocket, insecure: bool,
-                          facts: dict[str, Any]) -> float | None:
+def certificate_not_after(tls_sock: ssl.SSLSocket, insecure: bool, facts: dict[str, Any],
+                          details: dict[str, Any]) -> float | None:
     if not insecure:
         cert = tls_sock.getpeercert() or {}
         facts["cert_subject"] = name_of(cert.get("subject", ()))
-        facts["cert_issuer"] = name_of(cert.get("issuer", ()))
-        facts["cert_names"] = [value for _, value in cert.get("subjectAltName", ())]
+        details["cert_issuer"] = name_of(cert.get("issuer", ()))
+        details["cert_names"] = [value for _, value in cert.get("subjectAltName", ())]
         after = cert.get("notAfter")
         return ssl.cert_time_to_seconds(after) if after else None
     der = tls_sock.getpeercert(binary_form=True)
@@ -131,7 +132,7 @@ def certificate_not_after(tls_sock: ssl.SSLSocket, insecure: bool,
 
     cert = x509.load_der_x509_certificate(der)
     facts["cert_subject"] = cert.subject.rfc4514_string()
-    facts["cert_issuer"] = cert.issuer.rfc4514_string()
+    details["cert_issuer"] = cert.issuer.rfc4514_string()
     return cert.not_valid_after_utc.timestamp()
 
 

@@ -1,0 +1,24 @@
+"""The gateway modes: each is a module with a run(settings, redactor) -> Report.
+
+Modules are imported only when their mode is used, so a mode never pays for another's
+libraries.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from check_mailgw.outcome import Report
+    from check_mailgw.secret import Redactor
+    from check_mailgw.settings import Settings
+
+MODES = {
+    "smtp": "check_mailgw.smtp_mode",
+}
+
+
+def run_mode(settings: Settings, redactor: Redactor) -> Report:
+    module = importlib.import_module(MODES[settings.mode])
+    return module.run(settings, redactor)
