@@ -21,6 +21,17 @@ NAGIOS_STATES = {
 PERF_LABELS = {"resolve": "dns_time"}
 
 
+class PlainDecimal(float):
+    """A float that prints without exponent: perfdata parsers do not read '3e-05'."""
+
+    def __str__(self) -> str:
+        return f"{self:.6f}".rstrip("0").rstrip(".") or "0"
+
+
+def seconds(value: float) -> PlainDecimal:
+    return PlainDecimal(round(value, 6))
+
+
 def perf_label(step: str) -> str:
     return PERF_LABELS.get(step, f"{step}_time")
 
@@ -43,9 +54,9 @@ class GatewayRun(nagiosplugin.Resource):
     def probe(self) -> Iterator[Metric]:
         report = self.report = self._run()
         for outcome in report.outcomes:
-            yield Metric(perf_label(outcome.name), round(outcome.elapsed, 6), "s", min=0,
+            yield Metric(perf_label(outcome.name), seconds(outcome.elapsed), "s", min=0,
                          context="step")
-        yield Metric("total_time", round(report.total_time, 6), "s", min=0, context="total_time")
+        yield Metric("total_time", seconds(report.total_time), "s", min=0, context="total_time")
         for name, value in report.metrics.items():
             yield Metric(name, value, context=name)
 

@@ -165,6 +165,13 @@ def test_first_line_names_the_broken_step_and_quotes_the_server():
                               "dns_time=0.002s;;;0", "total_time=0.05s;;;0"]
 
 
+def test_tiny_times_print_as_plain_decimals():
+    report = Report("smtp", "mail.example.com:25", [StepOutcome("connect", 0.00003)], 0.0000004)
+    check = build_check(settings(), lambda: report)
+    check()
+    assert check.perfdata == ["connect_time=0.00003s;;;0", "total_time=0s;;;0"]
+
+
 def test_step_lines_by_verbosity():
     auth = failed_report().outcomes[2]
     one = step_lines(auth, 1)
