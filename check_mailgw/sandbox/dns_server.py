@@ -5,7 +5,6 @@ import errno
 import ipaddress
 import socket
 import struct
-from types import TracebackType
 from typing import cast
 
 import dns.exception
@@ -17,7 +16,13 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
-from check_mailgw.sandbox.background import BackgroundLoop, TcpService, listen_on, settle
+from check_mailgw.sandbox.background import (
+    BackgroundLoop,
+    RunningServer,
+    TcpService,
+    listen_on,
+    settle,
+)
 
 DEFAULT_RECORDS: dict[str, list[str]] = {"mail.sandbox.test": ["127.0.0.1"]}
 
@@ -124,7 +129,7 @@ class _TcpDns(asyncio.Protocol):
                 self._transport.write(struct.pack("!H", len(reply)) + reply)
 
 
-class DnsServer:
+class DnsServer(RunningServer):
     """A running sandbox DNS server: where it listens, how many queries it got, how to stop it."""
 
     def __init__(self, records: dict[str, list[str]], host: str, port: int) -> None:
@@ -172,17 +177,6 @@ class DnsServer:
                 self._background.run(self._close())
             finally:
                 self._background.close()
-
-    def __enter__(self) -> "DnsServer":
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         return f"<DnsServer on {self.address}>"

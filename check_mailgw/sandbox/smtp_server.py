@@ -4,12 +4,11 @@ import asyncio
 import ssl
 from collections.abc import Callable
 from functools import partial
-from types import TracebackType
 from typing import get_args
 
 from check_mailgw.sandbox import scripted
 from check_mailgw.sandbox.accounts import SANDBOX_PASSWORD, SANDBOX_USER, default_accounts
-from check_mailgw.sandbox.background import BackgroundLoop, TcpService, listen_on
+from check_mailgw.sandbox.background import BackgroundLoop, RunningServer, TcpService, listen_on
 from check_mailgw.sandbox.ca import SandboxCA
 from check_mailgw.sandbox.scenarios import Scenario, get_scenario
 from check_mailgw.sandbox.smtp_session import Mailbox, Received, SandboxSMTP, Security
@@ -25,7 +24,7 @@ __all__ = [
 ]
 
 
-class SmtpServer:
+class SmtpServer(RunningServer):
     """A running sandbox SMTP listener: where it listens, what it received, how to stop it."""
 
     def __init__(
@@ -51,17 +50,6 @@ class SmtpServer:
         if not self._stopped:
             self._stopped = True
             self._stop()
-
-    def __enter__(self) -> "SmtpServer":
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         return f"<SmtpServer {self.scenario.name} {self.security} on {self.host}:{self.port}>"
