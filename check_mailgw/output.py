@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import enum
 import json
 from collections.abc import Callable, Iterator
+from dataclasses import fields
 from typing import Any
 
 import nagiosplugin
@@ -98,9 +100,10 @@ class DaysLeftContext(ScalarContext):
 class GatewaySummary(Summary):
     """Summary: the first line names what was checked, or the link that broke; -v adds steps."""
 
-    def __init__(self, run: GatewayRun, verbosity: int) -> None:
+    def __init__(self, run: GatewayRun, settings: Settings) -> None:
         self.run = run
-        self.verbosity = verbosity
+        self.settings = settings
+        self.verbosity = settings.verbosity
 
     @property
     def report(self) -> Report:
@@ -123,6 +126,10 @@ class GatewaySummary(Summary):
             lines.extend(step_lines(outcome, self.verbosity))
         lines.extend(f"{r.state}: {r}" for r in results
                      if r.state != nagiosplugin.Ok and r.context.name != "step")
+        if self.verbosity >= 3:  # the effective settings, after profile and options merged
+            lines.append("settings: " + ", ".join(
+                f"{f.name}={format_fact(getattr(self.settings, f.name))}"
+                for f in fields(self.settings)))
         return lines
 
 
@@ -143,6 +150,8 @@ def step_lines(outcome: StepOutcome, verbosity: int) -> list[str]:
 
 
 def format_fact(value: Any) -> str:
+    if isinstance(value, enum.Enum):
+        return value.name.lower()
     if isinstance(value, list | tuple):
         return ",".join(str(v) for v in value) or "-"
     return str(value)
@@ -157,7 +166,7 @@ def build_check(settings: Settings, run: Callable[[], Report]) -> nagiosplugin.C
         ScalarContext("total_time", settings.warning, settings.critical,
                       fmt_metric="total time {valueunit}"),
         DaysLeftContext("cert_days", "server certificate", warn_days, crit_days),
-        GatewaySummary(gateway, settings.verbosity),
+        GatewaySummary(gateway, settings),
         name="MAILGW",
     )
 

@@ -67,8 +67,9 @@ def resolve(name: str, family: int, dns_server: tuple[str, int] | None,
 
     def ask(version: int) -> list[str] | Exception:
         try:
+            # The system's search list applies to short names, as for the connection itself.
             answer = resolver.resolve(name, RECORD_TYPES[version], lifetime=lifetime,
-                                      search=False)
+                                      search=dns_server is None)
             return [rdata.to_text() for rdata in answer]
         except (dns.exception.DNSException, OSError) as error:
             return error

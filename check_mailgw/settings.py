@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -278,9 +279,10 @@ def build_settings(cli: Mapping[str, Any], profile: Mapping[str, Any] | None = N
         if not os.access(str(ca_file), os.R_OK) or not Path(str(ca_file)).is_file():
             raise SettingsError(f"--ca-file {ca_file}: cannot read the file")
 
-    family = int(option("address_family", 0) or 0)
-    if family not in (0, 4, 6):
+    family = option("address_family", 0) or 0
+    if family not in (0, 4, 6, "4", "6"):
         raise SettingsError(f"address_family {family!r}: expected 4 or 6")
+    family = int(family)
     if family and is_ip_literal(hostname) and ipaddress.ip_address(hostname).version != family:
         raise SettingsError(f"-{family}: conflicts with -H {hostname}")
 
@@ -294,7 +296,7 @@ def build_settings(cli: Mapping[str, Any], profile: Mapping[str, Any] | None = N
         username=str(username) if auth else None,
         password=password if auth else None,
         allow_cleartext_auth=allow_cleartext,
-        helo=str(option("helo") or default_helo()),
+        helo=check_helo(option("helo")) if option("helo") else default_helo(),
         address_family=family,
         ca_file=str(ca_file) if ca_file is not None else None,
         insecure=insecure,
@@ -310,9 +312,16 @@ def build_settings(cli: Mapping[str, Any], profile: Mapping[str, Any] | None = N
     )
 
 
+def check_helo(value: Any) -> str:
+    """A host name or an address literal such as [192.0.2.1]: nothing that could end a line."""
+    text = str(value)
+    literal = text.startswith("[") and text.endswith("]") and is_ip_literal(text[1:-1])
+    if not literal and not all(_LABEL.fullmatch(p) for p in text.rstrip(".").split(".")):
+        raise SettingsError(f"-F/--helo {value!r}: expected a host name or [address literal]")
+    return text
+
+
 def default_helo() -> str:
     """This machine's name, without a DNS lookup (the resolver may be the thing that is down)."""
-    import socket
-
     name = socket.gethostname()
     return name if "." in name else f"{name}.localdomain" if name else "localhost.localdomain"

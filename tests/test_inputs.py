@@ -50,6 +50,7 @@ def assert_unknown(result, message: str) -> None:
     (("-6", *BASE), r"-6: conflicts with -H 127.0.0.1"),
     (("--profile", "x", *BASE), r"--profile needs --config FILE"),
     (("--colour", "blue", *BASE), r"unrecognized arguments: --colour blue"),
+    (("-F", "evil\r\nRSET", *BASE), r"-F/--helo 'evil\\r\\nRSET': expected a host name"),
     (("--ca-file", "/nonexistent/ca.pem", *BASE), r"--ca-file /nonexistent/ca.pem: cannot read"),
 ])
 def test_bad_option(args: tuple[str, ...], message: str) -> None:

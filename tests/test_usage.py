@@ -162,6 +162,19 @@ def test_the_password_never_appears(scenario, how, smtp_server, ca_file, passwor
             assert leak not in output
 
 
+def test_vvv_shows_the_effective_settings_with_the_password_masked(
+        smtp_server, ca_file, password_file, tmp_path):
+    server = smtp_server("starttls", "ok")
+    config = tmp_path / "mailgw.toml"
+    config.write_text('[profiles.p]\ntimeout = 7\ncertificate_days = "30,10"\n')
+    result = run_check("--config", config, *login(server, ca_file, password_file, "-vvv"))
+    assert result.exit_code == 0, result.stdout
+    settings_line = next(line for line in result.stdout.splitlines()
+                         if line.startswith("settings: "))
+    assert "timeout=7.0" in settings_line and "certificate_days=30,10" in settings_line
+    assert "password=Secret('****')" in settings_line
+
+
 def test_auth_login_is_used_when_plain_is_not_offered_and_stays_secret(
         smtp_server, ca_file, password_file):
     server = smtp_server("starttls", "login-only")
