@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-import socket
+import ipaddress
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+
+import dns.exception
+import dns.resolver
 
 from check_mailgw.deadline import Deadline
 from check_mailgw.outcome import Diagnosis, State, StepFailed
@@ -24,8 +27,6 @@ class Resolution:
 
 def from_hosts_file(name: str, family: int, path: Path = HOSTS_FILE) -> list[str]:
     """Addresses the hosts file gives the name ('files' comes before 'dns' in nsswitch)."""
-    import ipaddress
-
     try:
         lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError:
@@ -51,9 +52,6 @@ def resolve(name: str, family: int, dns_server: tuple[str, int] | None,
         local = from_hosts_file(name, family)
         if local:
             return Resolution(local, f"hosts file {HOSTS_FILE}")
-
-    import dns.exception
-    import dns.resolver
 
     resolver = dns.resolver.Resolver(configure=dns_server is None)
     if dns_server:
@@ -86,8 +84,6 @@ def resolve(name: str, family: int, dns_server: tuple[str, int] | None,
 
 def diagnose_dns_failure(name: str, families: list[int], answers: list[list[str] | Exception],
                          servers: str, lifetime: float) -> Diagnosis:
-    import dns.resolver
-
     errors = [a for a in answers if isinstance(a, Exception)]
     wanted = " or ".join(RECORD_TYPES[f] for f in families)
     if any(isinstance(e, dns.resolver.NXDOMAIN) for e in errors):
@@ -131,6 +127,3 @@ def server_words(error: Exception, servers: str) -> str:
             return f"{message} from {entry[0]}:{entry[2]}"
     return f"SERVFAIL from {servers}" if "SERVFAIL" in str(error) else str(error)
 
-
-def address_family(address: str) -> int:
-    return socket.AF_INET6 if ":" in address else socket.AF_INET

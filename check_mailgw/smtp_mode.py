@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import importlib
 import socket
 import time
 import uuid
@@ -15,7 +16,6 @@ from check_mailgw.connect import connect
 from check_mailgw.deadline import Deadline
 from check_mailgw.microsoft import is_exchange_online
 from check_mailgw.outcome import Diagnosis, Passed, Report, State, StepFailed
-from check_mailgw.resolve import resolve
 from check_mailgw.secret import MASK, Redactor
 from check_mailgw.settings import Settings, is_ip_literal
 from check_mailgw.smtp_client import ConnectionClosed, NotSmtp, Reply, SmtpConnection
@@ -34,15 +34,21 @@ CONTINUE = 334
 class SmtpProbe:
     """The state one run of the smtp chain carries from step to step."""
 
-    def __init__(self, settings: Settings, deadline: Deadline, redactor: Redactor) -> None:
+    def __init__(self, settings: Settings, redactor: Redactor) -> None:
         self.settings = settings
-        self.deadline = deadline
         self.redactor = redactor
         self.dialogue = Dialogue()
         self.addresses = [settings.hostname] if is_ip_literal(settings.hostname) else []
         self.sock: socket.socket | None = None
         self.smtp: SmtpConnection | None = None
         self.banner = ""
+        # Local preparations come before the clock starts, so that step times are the
+        # network's: loading the CA store, and dnspython's import (a tenth of a second).
+        self.tls_context = client_context(settings.ca_file, settings.insecure) \
+            if settings.tls != "none" else None
+        if not self.addresses:
+            importlib.import_module("check_mailgw.resolve")
+        self.deadline = Deadline(settings.timeout)
 
     @property
     def exchange(self) -> bool:
@@ -74,6 +80,8 @@ class SmtpProbe:
 
     # Steps
     def resolve(self) -> Passed:
+        from check_mailgw.resolve import resolve
+
         s = self.settings
         found = resolve(s.hostname, s.address_family, s.dns_server, self.deadline)
         self.addresses = found.addresses
@@ -187,8 +195,8 @@ class SmtpProbe:
     def _handshake(self, how: str) -> Passed:
         s = self.settings
         smtp = self._session()
-        context = client_context(s.ca_file, s.insecure)
-        tls_sock = handshake(smtp.sock, context, s.hostname, self.deadline, how)
+        assert self.tls_context is not None, "TLS steps run only with a TLS mode"
+        tls_sock = handshake(smtp.sock, self.tls_context, s.hostname, self.deadline, how)
         smtp.switch_to(tls_sock)
         passed = describe(tls_sock, s.insecure)
         passed.brief = f"{how} {passed.brief}"
@@ -284,10 +292,9 @@ def test_message(sender: str, recipient: str, helo: str) -> tuple[bytes, str]:
 
 
 def run(settings: Settings, redactor: Redactor) -> Report:
-    deadline = Deadline(settings.timeout)
-    probe = SmtpProbe(settings, deadline, redactor)
+    probe = SmtpProbe(settings, redactor)
     try:
-        return run_chain("smtp", settings.target, probe.steps(), deadline, probe.dialogue,
+        return run_chain("smtp", settings.target, probe.steps(), probe.deadline, probe.dialogue,
                          settings.timeout_state)
     finally:
         probe.close()

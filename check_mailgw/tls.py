@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 from check_mailgw.deadline import Deadline
+from check_mailgw.errors import SettingsError
 from check_mailgw.outcome import Diagnosis, Passed, State, StepFailed
 
 SECONDS_PER_DAY = 86400
@@ -21,7 +22,12 @@ IP_MISMATCH = 64
 
 
 def client_context(ca_file: str | None, insecure: bool) -> ssl.SSLContext:
-    context = ssl.create_default_context(cafile=ca_file)
+    try:
+        context = ssl.create_default_context(cafile=ca_file)
+    except ssl.SSLError as error:
+        raise SettingsError(
+            f"--ca-file {ca_file}: no CA certificate could be loaded ({error.reason or error})"
+        ) from None
     if insecure:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE

@@ -57,6 +57,14 @@ def test_bad_option(args: tuple[str, ...], message: str) -> None:
     assert_unknown(run_check(*args), message)
 
 
+def test_ca_file_without_certificates(tmp_path: Path) -> None:
+    not_pem = tmp_path / "ca.pem"
+    not_pem.write_text("this is not a certificate\n")
+    result = run_check(*BASE, "--tls", "--ca-file", not_pem)
+    assert_unknown(result, rf"--ca-file {re.escape(str(not_pem))}: no CA certificate could be "
+                           r"loaded")
+
+
 def test_missing_password_file() -> None:
     result = run_check(*BASE, "--tls", "-U", "u", "--password-file", "/nonexistent/secret")
     assert_unknown(result, r"--password-file /nonexistent/secret: cannot read: No such file")
