@@ -11,6 +11,16 @@ from dataclasses import dataclass
 from check_mailgw.chain import Dialogue
 from check_mailgw.deadline import Deadline, DeadlineExceeded
 
+# Reply codes the chain waits for (RFC 5321, RFC 4954).
+READY = 220
+COMPLETED = 250
+WILL_FORWARD = 251
+AUTH_SUCCEEDED = 235
+AUTH_CONTINUE = 334
+START_MAIL_INPUT = 354
+SERVICE_NOT_AVAILABLE = 421
+NOT_RECOGNISED = (500, 502, 504)  # EHLO unknown: an old server that speaks only HELO
+
 MAX_LINE = 8192  # RFC 5321 allows 512; generous for chatty servers, bounded for broken ones
 MAX_LINES = 200
 _REPLY_LINE = re.compile(rb"([2-5][0-9][0-9])([ -])(.*)")
@@ -127,14 +137,14 @@ class SmtpConnection:
         """EHLO, falling back to HELO for servers without ESMTP; remembers the extensions."""
         reply = self.command(f"EHLO {name}")
         self.capabilities = {}
-        if reply.code == 250:
+        if reply.code == COMPLETED:
             for line in reply.lines[1:]:
                 keyword, _, params = line.strip().partition(" ")
                 keyword, eq, rest = keyword.partition("=")  # old 'AUTH=LOGIN' form
                 params = f"{rest} {params}".strip() if eq else params
                 self.capabilities[keyword.upper()] = params.strip()
             return reply
-        if reply.code in (500, 502, 504):
+        if reply.code in NOT_RECOGNISED:
             return self.command(f"HELO {name}")
         return reply
 

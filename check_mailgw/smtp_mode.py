@@ -18,8 +18,19 @@ from check_mailgw.microsoft import is_exchange_online
 from check_mailgw.outcome import Diagnosis, Passed, Report, State, StepFailed
 from check_mailgw.secret import MASK, Redactor
 from check_mailgw.settings import Settings, is_ip_literal
-from check_mailgw.smtp_client import ConnectionClosed, NotSmtp, Reply, SmtpConnection
-from check_mailgw.smtp_replies import AUTH_SUCCEEDED, Phase, diagnose
+from check_mailgw.smtp_client import (
+    AUTH_CONTINUE,
+    AUTH_SUCCEEDED,
+    COMPLETED,
+    READY,
+    START_MAIL_INPUT,
+    WILL_FORWARD,
+    ConnectionClosed,
+    NotSmtp,
+    Reply,
+    SmtpConnection,
+)
+from check_mailgw.smtp_replies import Phase, diagnose
 from check_mailgw.tls import client_context, describe, handshake
 
 SUPPORTED_MECHANISMS = ("PLAIN", "LOGIN")  # in order of preference
@@ -28,7 +39,6 @@ SILENT_GREETING = (
     "TLS (usually 465), use --tls implicit; otherwise the server is overloaded or stuck, or a "
     "proxy in between holds the connection"
 )
-CONTINUE = 334
 
 
 class SmtpProbe:
@@ -101,9 +111,9 @@ class SmtpProbe:
 
     def greeting(self) -> Passed:
         smtp = self._session()
-        reply = self._expect(smtp.read_reply("the server's greeting"), "greeting", 220)
+        reply = self._expect(smtp.read_reply("the server's greeting"), "greeting", READY)
         self.banner = reply.text
-        self._expect(smtp.ehlo(self.settings.helo), "ehlo", 250)
+        self._expect(smtp.ehlo(self.settings.helo), "ehlo", COMPLETED)
         facts = {"banner": str(reply)}
         if self.exchange:
             facts["server"] = "Exchange Online"
@@ -119,9 +129,9 @@ class SmtpProbe:
                 fix="the server (or something in the path stripping STARTTLS) offers no TLS: "
                 "enable STARTTLS on the gateway, or use its implicit TLS port (465)",
             ))
-        self._expect(smtp.command("STARTTLS"), "starttls", 220)
+        self._expect(smtp.command("STARTTLS"), "starttls", READY)
         passed = self._handshake("STARTTLS")
-        self._expect(smtp.ehlo(self.settings.helo), "ehlo", 250)
+        self._expect(smtp.ehlo(self.settings.helo), "ehlo", COMPLETED)
         passed.details["extensions"] = sorted(smtp.capabilities)
         return passed
 
@@ -132,11 +142,12 @@ class SmtpProbe:
         usable = [m for m in SUPPORTED_MECHANISMS if m in offered]
         if not usable:
             words = f"AUTH {' '.join(offered)}" if offered else "no AUTH in the EHLO reply"
-            fix = ("the server offers no password login here: enable SMTP AUTH on the gateway"
-                   + ("" if s.tls != "none" else ", or add --tls: many servers offer AUTH "
-                      "only after STARTTLS"))
             if offered:
                 fix = "the server offers only mechanisms this check does not speak (PLAIN, LOGIN)"
+            elif s.tls == "none":
+                fix = "many servers offer AUTH only after STARTTLS: add --tls"
+            else:
+                fix = "the server offers no password login here: enable SMTP AUTH on the gateway"
             raise StepFailed(Diagnosis(State.CRITICAL, "AUTH not offered", words, fix=fix),
                              {"offered": offered})
         mechanism = usable[0]
@@ -149,9 +160,9 @@ class SmtpProbe:
         else:
             self.redactor.add(b64(password))
             reply = smtp.command(f"AUTH LOGIN {b64(user)}")
-            if reply.code == CONTINUE and asks_for_username(reply):
+            if reply.code == AUTH_CONTINUE and asks_for_username(reply):
                 reply = smtp.command(b64(user))  # the server ignored the initial response
-            if reply.code == CONTINUE:
+            if reply.code == AUTH_CONTINUE:
                 smtp.send(b64(password), shown=MASK)
                 reply = smtp.read_reply("the reply to the AUTH LOGIN password")
         if reply.code != AUTH_SUCCEEDED:
@@ -175,13 +186,13 @@ class SmtpProbe:
         replies = self._transaction([f"MAIL FROM:<{s.sender}>", f"RCPT TO:<{s.send_to}>",
                                      "DATA"])
         self._check_envelope(replies)
-        if replies[2].code != 354:
+        if replies[2].code != START_MAIL_INPUT:
             raise StepFailed(diagnose("data", replies[2], exchange=self.exchange))
-        message, message_id = test_message(s.sender, s.send_to, s.helo)
+        message, message_id = monitoring_message(s.sender, s.send_to, s.helo)
         smtp = self._session()
         smtp.send_data(message, shown=f"<test message {message_id}, {len(message)} bytes>")
         reply = smtp.read_reply("the reply to the end of DATA")
-        if reply.code != 250:
+        if reply.code != COMPLETED:
             raise StepFailed(diagnose("message", reply, exchange=self.exchange),
                              {"message_id": message_id})
         return Passed(f"test message to {s.send_to} accepted ({reply})",
@@ -217,9 +228,9 @@ class SmtpProbe:
         return [smtp.command(c) for c in commands]
 
     def _check_envelope(self, replies: list[Reply]) -> None:
-        if replies[0].code != 250:
+        if replies[0].code != COMPLETED:
             raise StepFailed(diagnose("mail", replies[0], exchange=self.exchange))
-        if replies[1].code not in (250, 251):
+        if replies[1].code not in (COMPLETED, WILL_FORWARD):
             raise StepFailed(diagnose("rcpt", replies[1], exchange=self.exchange))
 
     def close(self) -> None:
@@ -267,7 +278,7 @@ def b64(text: str) -> str:
     return base64.b64encode(text.encode("utf-8")).decode("ascii")
 
 
-def test_message(sender: str, recipient: str, helo: str) -> tuple[bytes, str]:
+def monitoring_message(sender: str, recipient: str, helo: str) -> tuple[bytes, str]:
     """A message that says what it is, with a unique subject and Message-ID."""
     token = uuid.uuid4().hex[:12]
     domain = sender.rsplit("@", 1)[-1]

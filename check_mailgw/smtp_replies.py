@@ -6,12 +6,10 @@ from typing import Literal
 
 from check_mailgw.microsoft import exchange_reply
 from check_mailgw.outcome import Diagnosis, State
-from check_mailgw.smtp_client import Reply
+from check_mailgw.smtp_client import SERVICE_NOT_AVAILABLE, Reply
 
 Phase = Literal["greeting", "ehlo", "starttls", "auth", "mail", "rcpt", "data", "message"]
 
-SERVICE_NOT_AVAILABLE = 421
-AUTH_SUCCEEDED = 235
 TLS_REQUIRED = (530, 538)
 
 PROBLEMS: dict[Phase, str] = {
