@@ -21,6 +21,12 @@ NAGIOS_STATES = {
     State.UNKNOWN: nagiosplugin.Unknown,
 }
 PERF_LABELS = {"resolve": "dns_time"}
+THRESHOLD_FIXES = {
+    "total_time": "the gateway works, but slowly: the step times show where the time goes; "
+    "check the server's load and the network path",
+    "cert_days": "renew the server's certificate and install it on the gateway before it "
+    "expires",
+}
 
 
 class PlainDecimal(float):
@@ -124,8 +130,12 @@ class GatewaySummary(Summary):
         lines: list[str] = []
         for outcome in self.report.outcomes:
             lines.extend(step_lines(outcome, self.verbosity))
-        lines.extend(f"{r.state}: {r}" for r in results
-                     if r.state != nagiosplugin.Ok and r.context.name != "step")
+        for result in results:
+            if result.state == nagiosplugin.Ok or result.context.name == "step":
+                continue
+            lines.append(f"{result.state}: {result}")
+            if result.context.name in THRESHOLD_FIXES:
+                lines.append(f"{'':<9} fix: {THRESHOLD_FIXES[result.context.name]}")
         if self.verbosity >= 3:  # the effective settings, after profile and options merged
             lines.append("settings: " + ", ".join(
                 f"{f.name}={format_fact(getattr(self.settings, f.name))}"

@@ -63,7 +63,7 @@ CASES = [
          r"fix: connect with the name the certificate was issued for"),
     Case("warn-certificate-expires-in-9-days", "starttls", "cert-expiring", ("--tls",), WARNING,
          r"^MAILGW WARNING - server certificate expires in 9 days \(warning below 14",
-         perfdata=SESSION),
+         r"fix: renew the server's certificate", SESSION),
     Case("crit-certificate-within-D-critical-days", "starttls", "cert-expiring",
          ("--tls", "-D", "30,10"), CRITICAL,
          r"^MAILGW CRITICAL - server certificate expires in 9 days \(warning below 30, "
