@@ -22,6 +22,9 @@ from check_mailgw.sandbox.accounts import SANDBOX_PASSWORD, SANDBOX_USER
 REPO = Path(__file__).resolve().parent.parent
 CHECK_COMMAND = REPO / "contrib" / "icinga2" / "check_mailgw.conf"
 ICINGA2 = shutil.which("icinga2") or "/usr/sbin/icinga2"
+# One line per check result: name, state, first line of output, perfdata.
+RESULT_FIELDS = ("name", "state", "output", "perfdata")
+RESULT_FORMAT = "\\t".join(f"$service.{field}$" for field in RESULT_FIELDS)
 
 pytestmark = pytest.mark.skipif(
     not Path(ICINGA2).exists() and not os.environ.get("CI"),
@@ -57,7 +60,7 @@ object PerfdataWriter "results" {{
   service_temp_path = "{results}/service.tmp"
   host_perfdata_path = "{results}/host"
   host_temp_path = "{results}/host.tmp"
-  service_format_template = "$service.name$\\t$service.state$\\t$service.output$\\t$service.perfdata$"
+  service_format_template = "{RESULT_FORMAT}"
   rotation_interval = 1s
 }}
 object Host "gateway" {{
@@ -93,7 +96,7 @@ object Host "gateway" {{
         while not wanted <= set(seen) and time.monotonic() < deadline:
             for file in results.glob("service*"):
                 for line in file.read_text().splitlines():
-                    name, state, output, perfdata = (line.split("\t") + ["", "", ""])[:4]
+                    name, state, output, perfdata = [*line.split("\t"), "", "", ""][:4]
                     seen.setdefault(name, {"state": state, "output": output,
                                            "perfdata": perfdata})
             time.sleep(0.2)
