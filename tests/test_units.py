@@ -179,3 +179,81 @@ def test_step_lines_by_verbosity():
     assert one[1].strip() == "fix: check the password"
     assert len(one) == 2
     assert step_lines(auth, 2)[2:] == ["          C: AUTH PLAIN ****", "          S: 535 5.7.8 Bad"]
+
+
+@pytest.fixture
+def wire():
+    """An SmtpConnection on one end of a socket pair; the test plays the server on the other."""
+    import socket
+
+    from check_mailgw.chain import Dialogue
+    from check_mailgw.deadline import Deadline
+    from check_mailgw.smtp_client import SmtpConnection
+
+    client, server = socket.socketpair()
+    connection = SmtpConnection(client, Deadline(5), Dialogue())
+    yield connection, server
+    client.close()
+    server.close()
+
+
+def test_multiline_ehlo_reply_and_old_auth_form(wire):
+    connection, server = wire
+    server.sendall(b"250-mail.example.com Hello\r\n250-PIPELINING\r\n250-AUTH=LOGIN PLAIN\r\n")
+    server.sendall(b"250 STARTTLS\r\n")
+    reply = connection.ehlo("client.example.com")
+    assert server.recv(100) == b"EHLO client.example.com\r\n"
+    assert reply.code == 250 and reply.lines[0] == "mail.example.com Hello"
+    assert connection.offers("pipelining") and connection.offers("STARTTLS")
+    assert connection.auth_mechanisms() == ["LOGIN", "PLAIN"]
+
+
+def test_reply_split_across_reads(wire):
+    connection, server = wire
+    server.sendall(b"22")
+    server.sendall(b"0 ready\r")
+    server.sendall(b"\n")
+    assert str(connection.read_reply("the greeting")) == "220 ready"
+
+
+@pytest.mark.parametrize("garbage", [b"SSH-2.0-OpenSSH_9.2\r\n", b"250-a\r\n251 b\r\n",
+                                     b"HTTP/1.1 400 Bad Request\r\n"])
+def test_anything_but_an_smtp_reply_is_not_smtp(wire, garbage):
+    from check_mailgw.smtp_client import NotSmtp
+
+    connection, server = wire
+    server.sendall(garbage)
+    with pytest.raises(NotSmtp):
+        connection.read_reply("the greeting")
+
+
+def test_closed_connection_names_what_was_awaited(wire):
+    from check_mailgw.smtp_client import ConnectionClosed
+
+    connection, server = wire
+    server.close()
+    with pytest.raises(ConnectionClosed, match="while we waited for the reply to AUTH"):
+        connection.read_reply("the reply to AUTH")
+
+
+def test_a_silent_server_exhausts_the_deadline(wire):
+    import socket
+
+    from check_mailgw.chain import Dialogue
+    from check_mailgw.deadline import Deadline, DeadlineExceeded
+    from check_mailgw.smtp_client import SmtpConnection
+
+    connection, _ = wire
+    quick = SmtpConnection(connection.sock, Deadline(0.05), Dialogue())
+    assert isinstance(quick.sock, socket.socket)
+    with pytest.raises(DeadlineExceeded, match="the server's greeting"):
+        quick.read_reply("the server's greeting")
+
+
+def test_pipelined_commands_go_in_one_write_and_the_dialogue_hides_secrets(wire):
+    connection, server = wire
+    connection.send("MAIL FROM:<a@example.com>", "RCPT TO:<b@example.com>", "RSET")
+    assert server.recv(200) == b"MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nRSET\r\n"
+    connection.send("AUTH PLAIN c2VjcmV0", shown="AUTH PLAIN ****")
+    assert connection.dialogue.lines[-1] == "C: AUTH PLAIN ****"
+    assert all("c2VjcmV0" not in line for line in connection.dialogue.lines)
