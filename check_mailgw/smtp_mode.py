@@ -12,7 +12,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime, localtime
 
 from check_mailgw.chain import Dialogue, Step, run_chain
-from check_mailgw.connect import connect
+from check_mailgw.connect import connect, endpoint
 from check_mailgw.deadline import Deadline
 from check_mailgw.microsoft import is_exchange_online
 from check_mailgw.outcome import Diagnosis, Passed, Report, State, StepFailed
@@ -104,7 +104,9 @@ class SmtpProbe:
         facts: dict[str, object] = {"address": address}
         if failed:
             facts["attempts"] = failed
-        return Passed(facts=facts, details={"port": s.port})
+        local_address, local_port = self.sock.getsockname()[:2]
+        return Passed(facts=facts, details={"port": s.port,
+                                            "from": endpoint(local_address, local_port)})
 
     def implicit_tls(self) -> Passed:
         return self._handshake("implicit TLS")

@@ -182,6 +182,7 @@ def test_auth_login_is_used_when_plain_is_not_offered_and_stays_secret(
     result = run_check(*login(server, ca_file, password_file, "-vv"))
     assert result.exit_code == 0, result.stdout
     assert "AUTH LOGIN as monitor@sandbox.test" in result.first_line
+    assert re.search(r"connect\s+OK .*port=\d+; from=127\.0\.0\.1:\d+", result.long_output)
     assert SANDBOX_PASSWORD not in result.stdout
     assert base64_of(SANDBOX_PASSWORD) not in result.stdout
 
