@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from check_mailgw.settings import Settings
 
 MODES = {
-    "smtp": "check_mailgw.smtp_mode",
+    "smtp": "check_mailgw.smtp.mode",
 }
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 
 from check_mailgw.errors import SettingsError
-from check_mailgw.microsoft import is_exchange_online
+from check_mailgw.microsoft.catalogue import is_exchange_online
 from check_mailgw.outcome import Diagnosis, Report, State, StepOutcome
 from check_mailgw.output import build_check, step_lines
 from check_mailgw.secret import Redactor, Secret
 from check_mailgw.settings import build_settings, resolve_tls
-from check_mailgw.smtp_client import Reply
-from check_mailgw.smtp_replies import diagnose
+from check_mailgw.smtp.client import Reply
+from check_mailgw.smtp.replies import diagnose
 
 BASE = {"hostname": "mail.example.com", "sender": "noreply@example.com"}
 
@@ -188,7 +188,7 @@ def wire():
 
     from check_mailgw.chain import Dialogue
     from check_mailgw.deadline import Deadline
-    from check_mailgw.smtp_client import SmtpConnection
+    from check_mailgw.smtp.client import SmtpConnection
 
     client, server = socket.socketpair()
     connection = SmtpConnection(client, Deadline(5), Dialogue())
@@ -219,7 +219,7 @@ def test_reply_split_across_reads(wire):
 @pytest.mark.parametrize("garbage", [b"SSH-2.0-OpenSSH_9.2\r\n", b"250-a\r\n251 b\r\n",
                                      b"HTTP/1.1 400 Bad Request\r\n"])
 def test_anything_but_an_smtp_reply_is_not_smtp(wire, garbage):
-    from check_mailgw.smtp_client import NotSmtp
+    from check_mailgw.smtp.client import NotSmtp
 
     connection, server = wire
     server.sendall(garbage)
@@ -228,7 +228,7 @@ def test_anything_but_an_smtp_reply_is_not_smtp(wire, garbage):
 
 
 def test_closed_connection_names_what_was_awaited(wire):
-    from check_mailgw.smtp_client import ConnectionClosed
+    from check_mailgw.smtp.client import ConnectionClosed
 
     connection, server = wire
     server.close()
@@ -241,7 +241,7 @@ def test_a_silent_server_exhausts_the_deadline(wire):
 
     from check_mailgw.chain import Dialogue
     from check_mailgw.deadline import Deadline, DeadlineExceeded
-    from check_mailgw.smtp_client import SmtpConnection
+    from check_mailgw.smtp.client import SmtpConnection
 
     connection, _ = wire
     quick = SmtpConnection(connection.sock, Deadline(0.05), Dialogue())

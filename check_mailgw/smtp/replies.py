@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from check_mailgw.microsoft import exchange_reply
+from check_mailgw.microsoft.catalogue import exchange_reply
 from check_mailgw.outcome import Diagnosis, State
-from check_mailgw.smtp_client import SERVICE_NOT_AVAILABLE, Reply
+from check_mailgw.smtp.client import SERVICE_NOT_AVAILABLE, Reply
 
 Phase = Literal["greeting", "ehlo", "starttls", "auth", "mail", "rcpt", "data", "message"]
 

@@ -12,13 +12,14 @@ from email.message import EmailMessage
 from email.utils import format_datetime, localtime
 
 from check_mailgw.chain import Dialogue, Step, run_chain
-from check_mailgw.connect import connect, endpoint
 from check_mailgw.deadline import Deadline
-from check_mailgw.microsoft import is_exchange_online
+from check_mailgw.microsoft.catalogue import is_exchange_online
+from check_mailgw.net.connect import connect, endpoint
+from check_mailgw.net.tls import client_context, describe, handshake
 from check_mailgw.outcome import Diagnosis, Passed, Report, State, StepFailed
 from check_mailgw.secret import MASK, Redactor
 from check_mailgw.settings import Settings, is_ip_literal
-from check_mailgw.smtp_client import (
+from check_mailgw.smtp.client import (
     AUTH_CONTINUE,
     AUTH_SUCCEEDED,
     COMPLETED,
@@ -30,8 +31,7 @@ from check_mailgw.smtp_client import (
     Reply,
     SmtpConnection,
 )
-from check_mailgw.smtp_replies import Phase, diagnose
-from check_mailgw.tls import client_context, describe, handshake
+from check_mailgw.smtp.replies import Phase, diagnose
 
 SUPPORTED_MECHANISMS = ("PLAIN", "LOGIN")  # in order of preference
 SILENT_GREETING = (
@@ -57,7 +57,7 @@ class SmtpProbe:
         self.tls_context = client_context(settings.ca_file, settings.insecure) \
             if settings.tls != "none" else None
         if not self.addresses:
-            importlib.import_module("check_mailgw.resolve")
+            importlib.import_module("check_mailgw.net.resolve")
         self.deadline = Deadline(settings.timeout)
 
     @property
@@ -90,7 +90,7 @@ class SmtpProbe:
 
     # Steps
     def resolve(self) -> Passed:
-        from check_mailgw.resolve import resolve
+        from check_mailgw.net.resolve import resolve
 
         s = self.settings
         found = resolve(s.hostname, s.address_family, s.dns_server, self.deadline)

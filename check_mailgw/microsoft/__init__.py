@@ -1,0 +1,1 @@
+"""Microsoft 365: clouds, tokens, Graph, the error catalogue, and the two OAuth modes."""

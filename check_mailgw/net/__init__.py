@@ -1,0 +1,1 @@
+"""The network steps every mode shares: DNS, TCP, TLS, HTTPS."""

@@ -1,0 +1,1 @@
+"""SMTP: the client, what replies mean, and the smtp chain (which o365-smtp extends)."""
