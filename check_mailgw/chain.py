@@ -1,7 +1,13 @@
-"""The chain runner: runs a mode's steps in order, times them, stops at the first broken link."""
+"""The chain runner: runs a mode's steps in order, times them, stops at the first broken link.
+
+A step may run in the background: it starts with the chain, beside the steps before the
+first one that needs it, which then waits for it. The token request of the OAuth modes
+overlaps DNS, TCP and TLS this way, so the wall time is about max(token, transport).
+"""
 
 from __future__ import annotations
 
+import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -9,16 +15,6 @@ from dataclasses import dataclass
 
 from check_mailgw.deadline import Deadline, DeadlineExceeded
 from check_mailgw.outcome import Diagnosis, Passed, Report, State, StepFailed, StepOutcome
-
-
-@dataclass(frozen=True)
-class Step:
-    """Domain model: one link of the chain: a name, what it waits for, and the work."""
-
-    name: str
-    doing: str
-    run: Callable[[], Passed]
-    silence_hint: str | None = None  # what a silent peer at this step usually means
 
 
 class Dialogue:
@@ -35,6 +31,19 @@ class Dialogue:
         return lines
 
 
+@dataclass(frozen=True)
+class Step:
+    """Domain model: one link of the chain: a name, what it waits for, and the work."""
+
+    name: str
+    doing: str
+    run: Callable[[], Passed]
+    silence_hint: str | None = None  # what a silent peer at this step usually means
+    background: bool = False  # starts with the chain instead of after the step before
+    needs: tuple[str, ...] = ()  # background steps that must have passed before this one
+    dialogue: Dialogue | None = None  # its own, for a background step; else the chain's
+
+
 def timeout_diagnosis(deadline: Deadline, step: Step, waiting_for: str, state: State) -> Diagnosis:
     return Diagnosis(
         state,
@@ -42,6 +51,65 @@ def timeout_diagnosis(deadline: Deadline, step: Step, waiting_for: str, state: S
         fix=step.silence_hint or "the server or the network is too slow or silent: check the "
         "server's load and any firewall between, or raise -t if the gateway is known to be slow",
     )
+
+
+def run_step(step: Step, deadline: Deadline, timeout_state: State,
+             dialogue: Dialogue | None = None) -> StepOutcome:
+    """Runs one step; whatever happens becomes its outcome, never an exception."""
+    started = time.monotonic()
+    outcome = StepOutcome(step.name, 0.0, started=deadline.elapsed())
+    try:
+        deadline.budget(step.doing)
+        passed = step.run()
+        outcome.brief, outcome.facts = passed.brief, passed.facts
+        outcome.metrics, outcome.details = passed.metrics, passed.details
+        outcome.advisory = passed.advisory
+    except StepFailed as failed:
+        outcome.diagnosis, outcome.facts = failed.diagnosis, failed.facts
+        outcome.details = failed.details
+    except DeadlineExceeded as exceeded:
+        outcome.diagnosis = timeout_diagnosis(deadline, step, exceeded.waiting_for, timeout_state)
+    except TimeoutError:
+        outcome.diagnosis = timeout_diagnosis(deadline, step, step.doing, timeout_state)
+    except Exception as error:  # a bug of ours: one line now, the traceback at -vvv
+        outcome.diagnosis = Diagnosis(
+            State.UNKNOWN,
+            f"internal error in step {step.name}: {type(error).__name__}: {error}",
+            fix="please report this with the output of -vvv",
+        )
+        outcome.detail = traceback.format_exc()
+    outcome.elapsed = time.monotonic() - started
+    if (lines := step.dialogue or dialogue) is not None:
+        outcome.dialogue = lines.take()
+    return outcome
+
+
+class BackgroundStep:
+    """A step running in its own thread; the chain collects its outcome when it needs it."""
+
+    def __init__(self, step: Step, deadline: Deadline, timeout_state: State) -> None:
+        self.step = step
+        self.outcome: StepOutcome | None = None
+        self._thread = threading.Thread(
+            target=self._run, args=(deadline, timeout_state), name=f"step-{step.name}",
+            daemon=True,  # bounded by the deadline; never keeps the process alive past it
+        )
+        self._thread.start()
+
+    def _run(self, deadline: Deadline, timeout_state: State) -> None:
+        self.outcome = run_step(self.step, deadline, timeout_state)
+
+    def join(self, deadline: Deadline, timeout_state: State) -> StepOutcome:
+        """Its outcome, waiting at most what is left of the run."""
+        self._thread.join(deadline.remaining())
+        if self.outcome is not None:
+            return self.outcome
+        return StepOutcome(self.step.name, deadline.elapsed(), diagnosis=timeout_diagnosis(
+            deadline, self.step, self.step.doing, timeout_state))
+
+    def collect(self) -> StepOutcome | None:
+        """Its outcome if it has finished, without waiting."""
+        return self.outcome if not self._thread.is_alive() else None
 
 
 def run_chain(
@@ -52,33 +120,29 @@ def run_chain(
     dialogue: Dialogue,
     timeout_state: State = State.UNKNOWN,
 ) -> Report:
+    running = {step.name: BackgroundStep(step, deadline, timeout_state)
+               for step in steps if step.background}
     outcomes: list[StepOutcome] = []
+
+    def collect(name: str) -> StepOutcome:
+        outcome = running.pop(name).join(deadline, timeout_state)
+        outcomes.append(outcome)
+        return outcome
+
     for step in steps:
-        started = time.monotonic()
-        outcome = StepOutcome(step.name, 0.0)
-        try:
-            deadline.budget(step.doing)
-            passed = step.run()
-            outcome.brief, outcome.facts = passed.brief, passed.facts
-            outcome.metrics, outcome.details = passed.metrics, passed.details
-        except StepFailed as failed:
-            outcome.diagnosis, outcome.facts = failed.diagnosis, failed.facts
-        except DeadlineExceeded as exceeded:
-            outcome.diagnosis = timeout_diagnosis(
-                deadline, step, exceeded.waiting_for, timeout_state
-            )
-        except TimeoutError:
-            outcome.diagnosis = timeout_diagnosis(deadline, step, step.doing, timeout_state)
-        except Exception as error:  # a bug of ours: one line now, the traceback at -vvv
-            outcome.diagnosis = Diagnosis(
-                State.UNKNOWN,
-                f"internal error in step {step.name}: {type(error).__name__}: {error}",
-                fix="please report this with the output of -vvv",
-            )
-            outcome.detail = traceback.format_exc()
-        outcome.elapsed = time.monotonic() - started
-        outcome.dialogue = dialogue.take()
+        if step.background:
+            continue
+        waited = [collect(name) for name in step.needs if name in running]
+        if any(o.diagnosis for o in waited):
+            break
+        outcome = run_step(step, deadline, timeout_state, dialogue)
         outcomes.append(outcome)
         if outcome.diagnosis:
             break
+    else:
+        for name in list(running):  # nothing needed them: they still belong to the run
+            collect(name)
+    for background in running.values():  # the chain broke first: report what finished
+        if (outcome := background.collect()) is not None:
+            outcomes.append(outcome)
     return Report(mode, target, outcomes, deadline.elapsed())

@@ -12,9 +12,16 @@ from typing import NoReturn
 
 from check_mailgw import __version__
 from check_mailgw.errors import SettingsError
+from check_mailgw.microsoft.clouds import CLOUDS
 from check_mailgw.modes import MODES, run_mode
 from check_mailgw.secret import RedactingStream, Redactor
-from check_mailgw.settings import CONFIG_KEYS, PASSWORD_ENV, Settings, build_settings
+from check_mailgw.settings import (
+    CLIENT_SECRET_ENV,
+    CONFIG_KEYS,
+    PASSWORD_ENV,
+    Settings,
+    build_settings,
+)
 
 UNKNOWN_EXIT = 3
 PREFIX = "MAILGW"
@@ -39,19 +46,24 @@ def build_parser() -> PluginArgumentParser:
         description="Checks a mail gateway end to end, the way the application that sends "
         "through it does: DNS, TCP, TLS, authentication, sender and recipient, and "
         "optionally a real test message.",
-        epilog=f"Secrets: prefer --password-file or ${PASSWORD_ENV}; a --password on the "
-        "command line is visible to every user in the process list. "
+        epilog=f"Secrets: prefer --password-file or ${PASSWORD_ENV}, --client-secret-file or "
+        f"${CLIENT_SECRET_ENV}; a --password or --client-secret on the command line is "
+        "visible to every user in the process list. "
         "Exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (also for --help and --version).",
         argument_default=argparse.SUPPRESS,
         add_help=False,
     )
     gateway = parser.add_argument_group("gateway (the settings form)")
-    gateway.add_argument("--mode", choices=sorted(MODES),
-                         help="gateway type: smtp (username and password); default smtp")
+    gateway.add_argument("--mode", choices=list(MODES),
+                         help="gateway type: smtp (username and password), o365-smtp (Exchange "
+                         "Online SMTP with OAuth2), graph (Microsoft Graph sendMail); "
+                         "default smtp")
     gateway.add_argument("-H", "--hostname", "--server", dest="hostname", metavar="HOST",
-                         help="Server: host name or IP address of the SMTP gateway")
+                         help="Server: host name or IP address of the SMTP gateway (o365-smtp: "
+                         "the cloud's SMTP host)")
     gateway.add_argument("-p", "--port", metavar="PORT",
-                         help="Port: default 587 with --tls, 465 with --tls implicit, else 25")
+                         help="Port: default 587 with --tls, 465 with --tls implicit, else 25 "
+                         "(o365-smtp: 587 with STARTTLS)")
     gateway.add_argument("--tls", nargs="?", const="auto", metavar="starttls|implicit",
                          help="Secure TLS connection: STARTTLS, or implicit TLS on port 465 "
                          "(--tls alone picks by port)")
@@ -65,6 +77,38 @@ def build_parser() -> PluginArgumentParser:
     gateway.add_argument("-P", "--password", metavar="PASSWORD",
                          help="Password (visible in the process list: prefer --password-file "
                          f"or ${PASSWORD_ENV})")
+
+    oauth = parser.add_argument_group("Microsoft 365 app (o365-smtp, graph)")
+    oauth.add_argument("--tenant-id", metavar="GUID|DOMAIN",
+                       help="Tenant ID: the directory (tenant) ID, or a domain of the tenant")
+    oauth.add_argument("--client-id", metavar="GUID",
+                       help="Client ID: the application (client) ID of the Entra ID app")
+    oauth.add_argument("--client-secret-file", metavar="FILE",
+                       help="file holding the Client Secret's Value (first line)")
+    oauth.add_argument("--client-secret", metavar="VALUE",
+                       help="Client Secret (visible in the process list: prefer "
+                       f"--client-secret-file or ${CLIENT_SECRET_ENV})")
+    oauth.add_argument("--scope", metavar="SCOPES",
+                       help="OAuth Scope, several separated by spaces (default: the mode's: "
+                       "https://outlook.office365.com/.default or "
+                       "https://graph.microsoft.com/.default)")
+    oauth.add_argument("--cloud", choices=list(CLOUDS),
+                       help="Microsoft cloud: sets the sign-in, Graph and SMTP hosts "
+                       "(default global)")
+    oauth.add_argument("--authority", metavar="URL",
+                       help="sign-in host, e.g. https://login.microsoftonline.com (the tenant "
+                       "is appended; overrides --cloud)")
+    oauth.add_argument("--graph-url", metavar="URL",
+                       help="Graph host, e.g. https://graph.microsoft.com (overrides --cloud)")
+    oauth.add_argument("--proxy", metavar="URL",
+                       help="HTTP proxy for the HTTPS calls, http://[user:password@]host:port "
+                       "(default: $HTTPS_PROXY, honouring $NO_PROXY)")
+    oauth.add_argument("--azure-region", metavar="REGION",
+                       help="use Entra ID's regional token service (off unless given)")
+    oauth.add_argument("--token-warning", metavar="RANGE",
+                       help="token acquisition time in seconds: WARNING outside RANGE")
+    oauth.add_argument("--token-critical", metavar="RANGE",
+                       help="token acquisition time in seconds: CRITICAL outside RANGE")
 
     probe = parser.add_argument_group("what to prove")
     probe.add_argument("--send-to", metavar="ADDRESS",
@@ -80,6 +124,9 @@ def build_parser() -> PluginArgumentParser:
                        help="ask this DNS server instead of the system's resolver")
     probe.add_argument("--allow-cleartext-auth", action="store_true",
                        help="allow sending the password without TLS (refused otherwise)")
+    probe.add_argument("--basic-auth-retirement", choices=["warning", "info"],
+                       help="smtp against Exchange Online: a working password login is a "
+                       "WARNING (default) or information, as Microsoft retires it")
 
     tls = parser.add_argument_group("TLS")
     tls.add_argument("--ca-file", metavar="FILE",

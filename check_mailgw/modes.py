@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 
 MODES = {
     "smtp": "check_mailgw.smtp.mode",
+    "o365-smtp": "check_mailgw.microsoft.o365_smtp",
+    "graph": "check_mailgw.microsoft.graph_mode",
 }
 
 

@@ -32,20 +32,27 @@ class Diagnosis:
 class StepFailed(Exception):
     """Raised by a step when its link of the chain is broken."""
 
-    def __init__(self, diagnosis: Diagnosis, facts: dict[str, Any] | None = None) -> None:
+    def __init__(self, diagnosis: Diagnosis, facts: dict[str, Any] | None = None,
+                 details: dict[str, Any] | None = None) -> None:
         super().__init__(diagnosis.headline())
         self.diagnosis = diagnosis
         self.facts = facts or {}
+        self.details = details or {}
 
 
 @dataclass
 class Passed:
-    """What a step that worked reports: a brief for the first line, facts (-v), details (-vv)."""
+    """What a step that worked reports: a brief for the first line, facts (-v), details (-vv).
+
+    An advisory is a warning about a link that works today (a retirement date, a lookup
+    that was refused): it sets the step's state but does not stop the chain.
+    """
 
     brief: str = ""
     facts: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
+    advisory: Diagnosis | None = None
 
 
 @dataclass
@@ -59,12 +66,21 @@ class StepOutcome:
     metrics: dict[str, float] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
     diagnosis: Diagnosis | None = None
+    advisory: Diagnosis | None = None
     dialogue: list[str] = field(default_factory=list)
     detail: str | None = None
+    started: float = 0.0  # seconds since the run began
 
     @property
     def state(self) -> State:
-        return self.diagnosis.state if self.diagnosis else State.OK
+        if self.diagnosis:
+            return self.diagnosis.state
+        return self.advisory.state if self.advisory else State.OK
+
+    @property
+    def concern(self) -> Diagnosis | None:
+        """What the output should say about this step: its failure, else its advisory."""
+        return self.diagnosis or self.advisory
 
 
 @dataclass

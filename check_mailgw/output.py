@@ -9,7 +9,7 @@ from dataclasses import fields
 from typing import Any
 
 import nagiosplugin
-from nagiosplugin import Context, Metric, Performance, Result, ScalarContext, Summary
+from nagiosplugin import Context, Metric, Performance, Range, Result, ScalarContext, Summary
 
 from check_mailgw.outcome import Report, State, StepOutcome
 from check_mailgw.settings import Settings
@@ -21,11 +21,14 @@ NAGIOS_STATES = {
     State.UNKNOWN: nagiosplugin.Unknown,
 }
 PERF_LABELS = {"resolve": "dns_time"}
+METRIC_UNITS = {"token_ttl": "s"}
 THRESHOLD_FIXES = {
     "total_time": "the gateway works, but slowly: the step times show where the time goes; "
     "check the server's load and the network path",
     "cert_days": "renew the server's certificate and install it on the gateway before it "
     "expires",
+    "token_time": "the identity provider answers slowly: check the proxy and the network path "
+    "to it, and Microsoft's service health",
 }
 
 
@@ -66,25 +69,38 @@ class GatewayRun(nagiosplugin.Resource):
                          context="step")
         yield Metric("total_time", seconds(report.total_time), "s", min=0, context="total_time")
         for name, value in report.metrics.items():
-            yield Metric(name, value, context=name)
+            yield Metric(name, value, METRIC_UNITS.get(name, ""), context=name)
 
 
 class StepContext(Context):
-    """Context: a step is as healthy as its outcome says; its perfdata is its time."""
+    """Context: a step is as healthy as its outcome says; its perfdata is its time.
 
-    def __init__(self) -> None:
+    A step's time may have thresholds of its own (token_time): a step that worked but
+    took too long is WARNING or CRITICAL.
+    """
+
+    def __init__(self, time_limits: dict[str, tuple[Range, Range]] | None = None) -> None:
         super().__init__("step")
+        self.time_limits = time_limits or {}
 
     def evaluate(self, metric: Metric, resource: GatewayRun) -> Result:
         outcome = resource.outcome(metric.name)
-        hint = None
-        if outcome.diagnosis:
+        if concern := outcome.concern:
             assert resource.report is not None
-            hint = f"{outcome.name} on {resource.report.target}: {outcome.diagnosis.headline()}"
-        return Result(NAGIOS_STATES[outcome.state], hint, metric)
+            hint = f"{outcome.name} on {resource.report.target}: {concern.headline()}"
+            return Result(NAGIOS_STATES[outcome.state], hint, metric)
+        warn, crit = self.time_limits.get(metric.name, (Range(), Range()))
+        for state, limit, word in ((nagiosplugin.Critical, crit, "critical"),
+                                   (nagiosplugin.Warn, warn, "warning")):
+            if limit != Range() and not limit.match(metric.value):
+                return Result(state, f"{metric.name.removesuffix('_time')} took "
+                              f"{metric.value:.2f}s ({word} outside {limit})", metric)
+        return Result(nagiosplugin.Ok, None, metric)
 
     def performance(self, metric: Metric, resource: GatewayRun) -> Performance:
-        return Performance(metric.name, metric.value, metric.uom, min=0)
+        warn, crit = self.time_limits.get(metric.name, (None, None))
+        return Performance(metric.name, metric.value, metric.uom, warn or None, crit or None,
+                           min=0)
 
 
 class DaysLeftContext(ScalarContext):
@@ -131,16 +147,28 @@ class GatewaySummary(Summary):
         for outcome in self.report.outcomes:
             lines.extend(step_lines(outcome, self.verbosity))
         for result in results:
-            if result.state == nagiosplugin.Ok or result.context.name == "step":
+            if result.state == nagiosplugin.Ok:
                 continue
+            if result.context.name == "step" and resource_concern(self.report, result):
+                continue  # the step's own lines already say it
             lines.append(f"{result.state}: {result}")
-            if result.context.name in THRESHOLD_FIXES:
-                lines.append(f"{'':<9} fix: {THRESHOLD_FIXES[result.context.name]}")
+            fix = THRESHOLD_FIXES.get(result.context.name)
+            if result.context.name == "step":
+                fix = THRESHOLD_FIXES.get(result.metric.name)
+            if fix:
+                lines.append(f"{'':<9} fix: {fix}")
         if self.verbosity >= 3:  # the effective settings, after profile and options merged
             lines.append("settings: " + ", ".join(
                 f"{f.name}={format_fact(getattr(self.settings, f.name))}"
                 for f in fields(self.settings)))
         return lines
+
+
+def resource_concern(report: Report, result: nagiosplugin.Result) -> bool:
+    """The result is a step whose outcome has a diagnosis or advisory of its own."""
+    metric = result.metric
+    return metric is None or any(
+        perf_label(o.name) == metric.name and o.concern for o in report.outcomes)
 
 
 def step_lines(outcome: StepOutcome, verbosity: int) -> list[str]:
@@ -150,8 +178,11 @@ def step_lines(outcome: StepOutcome, verbosity: int) -> list[str]:
     detail = "; ".join(f"{key}={format_fact(value)}" for key, value in facts.items())
     text = " - ".join(part for part in (words, detail) if part)
     lines = [f"{outcome.name:<9} {state:<8} {outcome.elapsed:7.3f}s  {text}".rstrip()]
-    if outcome.diagnosis and outcome.diagnosis.fix:
-        lines.append(f"{'':<9} fix: {outcome.diagnosis.fix}")
+    if outcome.advisory:
+        lines.append(f"{'':<9} {outcome.advisory.state.name.lower()}: "
+                     f"{outcome.advisory.headline()}")
+    if (concern := outcome.concern) and concern.fix:
+        lines.append(f"{'':<9} fix: {concern.fix}")
     if verbosity >= 2:
         lines.extend(f"{'':<9} {line}" for line in outcome.dialogue)
     if verbosity >= 3 and outcome.detail:
@@ -200,9 +231,9 @@ def as_json(check: nagiosplugin.Check) -> str:
                 "elapsed": round(o.elapsed, 6),
                 "brief": o.brief,
                 "facts": {**o.facts, **o.details},
-                "problem": o.diagnosis.problem if o.diagnosis else None,
-                "reply": o.diagnosis.reply if o.diagnosis else None,
-                "fix": o.diagnosis.fix if o.diagnosis else None,
+                "problem": o.concern.problem if o.concern else None,
+                "reply": o.concern.reply if o.concern else None,
+                "fix": o.concern.fix if o.concern else None,
             }
             for o in report.outcomes
         ],

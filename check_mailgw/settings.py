@@ -6,14 +6,16 @@ import ipaddress
 import os
 import re
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from nagiosplugin import Range
 
 from check_mailgw.errors import SettingsError
+from check_mailgw.microsoft.clouds import CLOUDS, EXCHANGE_SMTP_PORT
 from check_mailgw.modes import MODES
 from check_mailgw.outcome import State
 from check_mailgw.secret import Secret
@@ -21,11 +23,36 @@ from check_mailgw.secret import Secret
 TlsMode = Literal["none", "starttls", "implicit"]
 
 PASSWORD_ENV = "MAILGW_PASSWORD"
+CLIENT_SECRET_ENV = "MAILGW_CLIENT_SECRET"
+OAUTH_MODES = ("o365-smtp", "graph")
 IMPLICIT_TLS_PORT = 465  # RFC 8314: submission over implicit TLS; never cleartext
+HTTPS_PORT = 443
 DEFAULT_PORTS: dict[str, int] = {"none": 25, "starttls": 587, "implicit": IMPLICIT_TLS_PORT}
 
 _LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
 _ADDRESS = re.compile(r"[^@\s<>()\[\],;:\"]+@[^@\s<>()\[\],;:\"]+")
+_GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+@dataclass(frozen=True)
+class OAuthSettings:
+    """Domain model: the Entra ID app a Microsoft 365 mode signs in as, and where."""
+
+    tenant_id: str
+    client_id: str
+    client_secret: Secret
+    scopes: tuple[str, ...]
+    cloud: str
+    authority: str  # https://host[:port], without the tenant
+    graph_url: str  # https://host[:port], without /v1.0
+    proxy: str | None
+    azure_region: str | None
+    token_warning: str | None
+    token_critical: str | None
+
+    @property
+    def tenant_is_guid(self) -> bool:
+        return bool(_GUID.fullmatch(self.tenant_id))
 
 
 @dataclass(frozen=True)
@@ -54,6 +81,8 @@ class Settings:
     dns_server: tuple[str, int] | None
     verbosity: int
     output_format: str
+    oauth: OAuthSettings | None = None
+    basic_auth_retirement: State = State.WARNING  # smtp against Exchange Online
 
     @property
     def target(self) -> str:
@@ -62,7 +91,10 @@ class Settings:
 
     @property
     def secrets(self) -> list[str]:
-        return [self.password.reveal()] if self.password else []
+        secrets = [self.password] if self.password else []
+        if self.oauth:
+            secrets.append(self.oauth.client_secret)
+        return [secret.reveal() for secret in secrets]
 
 
 # Names a config profile may set; each matches a long option.
@@ -70,7 +102,9 @@ CONFIG_KEYS = {
     "mode", "hostname", "port", "tls", "sender", "auth", "username", "password",
     "password_file", "allow_cleartext_auth", "helo", "address_family", "ca_file", "insecure",
     "send_to", "timeout", "timeout_state", "warning", "critical", "certificate_days",
-    "dns_server",
+    "dns_server", "tenant_id", "client_id", "client_secret", "client_secret_file", "scope",
+    "cloud", "authority", "graph_url", "proxy", "azure_region", "token_warning",
+    "token_critical", "basic_auth_retirement",
 }
 
 
@@ -202,23 +236,24 @@ def read_secret_file(path: Any, option: str) -> Secret:
     return Secret(value)
 
 
-def find_password(cli: Mapping[str, Any], profile: Mapping[str, Any],
-                  env: Mapping[str, str]) -> Secret | None:
-    """The first of: --password, --password-file, $MAILGW_PASSWORD, the profile's."""
-    if "password" in cli and "password_file" in cli:
-        raise SettingsError("--password and --password-file: give only one of them")
-    if "password" in cli:
-        return Secret(cli["password"])
-    if "password_file" in cli:
-        return read_secret_file(cli["password_file"], "--password-file")
-    if env.get(PASSWORD_ENV):
-        return Secret(env[PASSWORD_ENV])
-    if "password" in profile and "password_file" in profile:
-        raise SettingsError("config: password and password_file: give only one of them")
-    if "password" in profile:
-        return Secret(str(profile["password"]))
-    if "password_file" in profile:
-        return read_secret_file(profile["password_file"], "config password_file")
+def find_secret(name: str, env_name: str, cli: Mapping[str, Any], profile: Mapping[str, Any],
+                env: Mapping[str, str]) -> Secret | None:
+    """The first of: --NAME, --NAME-file, $ENV_NAME, the profile's NAME or NAME_file."""
+    option, file_key = f"--{name.replace('_', '-')}", f"{name}_file"
+    if name in cli and file_key in cli:
+        raise SettingsError(f"{option} and {option}-file: give only one of them")
+    if name in cli:
+        return Secret(str(cli[name]))
+    if file_key in cli:
+        return read_secret_file(cli[file_key], f"{option}-file")
+    if env.get(env_name):
+        return Secret(env[env_name])
+    if name in profile and file_key in profile:
+        raise SettingsError(f"config: {name} and {file_key}: give only one of them")
+    if name in profile:
+        return Secret(str(profile[name]))
+    if file_key in profile:
+        return read_secret_file(profile[file_key], f"config {file_key}")
     return None
 
 
@@ -241,35 +276,43 @@ def build_settings(cli: Mapping[str, Any], profile: Mapping[str, Any] | None = N
     mode = str(option("mode", "smtp"))
     if mode not in MODES:
         raise SettingsError(f"--mode {mode!r}: unknown mode (available: {', '.join(MODES)})")
-    if option("hostname") is None:
-        raise SettingsError("-H/--hostname is missing: name the mail gateway's server")
-    hostname = check_hostname(option("hostname"))
-    port = check_port(option("port")) if option("port") is not None else None
-    tls, port = resolve_tls(check_tls(option("tls")) if option("tls") is not None else None, port)
+    oauth = build_oauth(mode, cli, profile, env) if mode in OAUTH_MODES else None
+    if oauth is None:
+        for key in ("tenant_id", "client_id", "client_secret", "client_secret_file", "scope"):
+            if key in given:
+                raise SettingsError(f"--{key.replace('_', '-')}: only for --mode o365-smtp "
+                                    "or graph (this is --mode smtp)")
+    hostname, port, tls = gateway_address(mode, option, oauth)
     if option("sender") is None:
         raise SettingsError("--from is missing: the sender address the gateway uses")
     sender = check_address(option("sender"), "--from")
     send_to = check_address(option("send_to"), "--send-to") if option("send_to") else None
 
     username = option("username")
-    password = find_password(cli, profile, env)
+    password = find_secret("password", PASSWORD_ENV, cli, profile, env) if not oauth else None
     auth_option = option("auth")
     auth = as_bool(auth_option, "--auth") if auth_option is not None else username is not None
-    if auth and not username:
-        raise SettingsError("--username is missing: authentication is on (--auth)")
-    if auth and password is None:
-        raise SettingsError(
-            f"no password for {username}: give --password-file FILE, ${PASSWORD_ENV}, "
-            "or password_file in the config profile"
-        )
-    if not auth and (username or password) and auth_option is False:
-        raise SettingsError("--no-auth conflicts with --username/--password")
+    if oauth and (username or "password" in given or "password_file" in given):
+        raise SettingsError(f"--username/--password: --mode {mode} signs in with the app's "
+                            "client secret (--client-secret-file), not a password")
+    if not oauth:
+        if auth and not username:
+            raise SettingsError("--username is missing: authentication is on (--auth)")
+        if auth and password is None:
+            raise SettingsError(
+                f"no password for {username}: give --password-file FILE, ${PASSWORD_ENV}, "
+                "or password_file in the config profile"
+            )
+        if not auth and (username or password) and auth_option is False:
+            raise SettingsError("--no-auth conflicts with --username/--password")
     allow_cleartext = as_bool(option("allow_cleartext_auth", False), "--allow-cleartext-auth")
     if auth and tls == "none" and not allow_cleartext:
         raise SettingsError(
             "refusing to send the password in clear: add --tls (STARTTLS), or "
             "--allow-cleartext-auth if this gateway really has no TLS"
         )
+    if oauth and tls == "none":
+        raise SettingsError(f"--tls none: --mode {mode} sends an access token, always over TLS")
 
     ca_file = option("ca_file")
     insecure = as_bool(option("insecure", False), "--insecure")
@@ -292,8 +335,8 @@ def build_settings(cli: Mapping[str, Any], profile: Mapping[str, Any] | None = N
         port=port,
         tls=tls,
         sender=sender,
-        auth=auth,
-        username=str(username) if auth else None,
+        auth=auth or oauth is not None,
+        username=str(username) if auth and not oauth else None,
         password=password if auth else None,
         allow_cleartext_auth=allow_cleartext,
         helo=check_helo(option("helo")) if option("helo") else default_helo(),
@@ -309,7 +352,133 @@ def build_settings(cli: Mapping[str, Any], profile: Mapping[str, Any] | None = N
         dns_server=check_dns_server(option("dns_server")),
         verbosity=verbosity,
         output_format=str(option("output_format", "nagios")),
+        oauth=oauth,
+        basic_auth_retirement=check_retirement_state(option("basic_auth_retirement", "warning")),
     )
+
+
+def gateway_address(mode: str, option: Callable[..., Any],
+                    oauth: OAuthSettings | None) -> tuple[str, int, TlsMode]:
+    """Host, port and TLS of the server the chain talks to first."""
+    if mode == "graph":
+        assert oauth is not None
+        for key in ("hostname", "port", "tls"):
+            if option(key) is not None:
+                raise SettingsError(f"--{key}: --mode graph talks to --graph-url, not an "
+                                    "SMTP server")
+        url = urlsplit(oauth.graph_url)
+        return check_hostname(url.hostname), url.port or HTTPS_PORT, "implicit"
+    if mode == "o365-smtp":
+        assert oauth is not None
+        host = option("hostname") or CLOUDS[oauth.cloud].smtp_host
+        port = check_port(option("port")) if option("port") is not None else EXCHANGE_SMTP_PORT
+        tls, port = resolve_tls(
+            check_tls(option("tls")) if option("tls") is not None else "starttls", port)
+        return check_hostname(host), port, tls
+    if option("hostname") is None:
+        raise SettingsError("-H/--hostname is missing: name the mail gateway's server")
+    hostname = check_hostname(option("hostname"))
+    port = check_port(option("port")) if option("port") is not None else None
+    tls, port = resolve_tls(check_tls(option("tls")) if option("tls") is not None else None, port)
+    return hostname, port, tls
+
+
+def build_oauth(mode: str, cli: Mapping[str, Any], profile: Mapping[str, Any],
+                env: Mapping[str, str]) -> OAuthSettings:
+    """The Entra ID app's settings, each checked the way the settings form should have."""
+    given = {**profile, **cli}
+    for key, what in (("tenant_id", "the directory (tenant) ID or domain of the Entra ID app"),
+                      ("client_id", "the application (client) ID of the Entra ID app")):
+        if not given.get(key):
+            raise SettingsError(f"--{key.replace('_', '-')} is missing: {what}")
+    tenant = check_tenant(given["tenant_id"])
+    client_id = check_guid(given["client_id"], "--client-id", "the application (client) ID")
+    secret = find_secret("client_secret", CLIENT_SECRET_ENV, cli, profile, env)
+    if secret is None:
+        raise SettingsError(
+            "no client secret: give --client-secret-file FILE, $MAILGW_CLIENT_SECRET, or "
+            "client_secret_file in the config profile"
+        )
+    if _GUID.fullmatch(secret.reveal().strip()):
+        raise SettingsError(
+            "client secret: this looks like the secret's ID; the check needs its Value "
+            "(Entra ID, App registrations, Certificates & secrets: copy the Value column, "
+            "shown only when the secret is created)"
+        )
+    cloud = str(given.get("cloud", "global")).lower()
+    if cloud not in CLOUDS:
+        raise SettingsError(f"--cloud {given['cloud']!r}: expected one of {', '.join(CLOUDS)}")
+    endpoints = CLOUDS[cloud]
+    authority = check_https_url(given.get("authority") or endpoints.authority, "--authority")
+    graph_url = check_https_url(given.get("graph_url") or endpoints.graph_url, "--graph-url")
+    scopes = tuple(str(given.get("scope") or "").split()) or (endpoints.default_scope(mode),)
+    for scope in scopes:
+        if any(ord(c) < 33 for c in scope):
+            raise SettingsError(f"--scope {scope!r}: control characters are not allowed")
+    proxy = given.get("proxy")
+    if proxy is not None:
+        proxy = check_url(str(proxy), "--proxy", ("http", "https"))
+    region = given.get("azure_region")
+    return OAuthSettings(
+        tenant_id=tenant,
+        client_id=client_id,
+        client_secret=Secret(secret.reveal().strip()),
+        scopes=scopes,
+        cloud=cloud,
+        authority=authority,
+        graph_url=graph_url,
+        proxy=proxy,
+        azure_region=str(region) if region else None,
+        token_warning=check_range(given.get("token_warning"), "--token-warning"),
+        token_critical=check_range(given.get("token_critical"), "--token-critical"),
+    )
+
+
+def check_guid(value: Any, option: str, what: str) -> str:
+    text = str(value).strip()
+    if not _GUID.fullmatch(text):
+        raise SettingsError(f"{option} {value!r}: {what} is a GUID such as "
+                            "00000000-0000-0000-0000-000000000000")
+    return text.lower()
+
+
+def check_tenant(value: Any) -> str:
+    """A tenant is its GUID or one of its domain names (contoso.onmicrosoft.com)."""
+    text = str(value).strip()
+    if _GUID.fullmatch(text):
+        return text.lower()
+    name = text.rstrip(".")
+    if "." in name and len(name) <= 253 and all(_LABEL.fullmatch(p) for p in name.split(".")):
+        return name.lower()
+    raise SettingsError(f"--tenant-id {value!r}: expected the tenant's GUID (Directory ID) or "
+                        "a domain name such as contoso.onmicrosoft.com")
+
+
+def check_url(value: str, option: str, schemes: tuple[str, ...]) -> str:
+    try:
+        url = urlsplit(value.strip())
+        url.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError as error:
+        raise SettingsError(f"{option} {value!r}: not a valid URL ({error})") from None
+    if url.scheme not in schemes or not url.hostname:
+        raise SettingsError(f"{option} {value!r}: expected {'|'.join(schemes)}://host[:port]")
+    check_hostname(url.hostname)
+    return value.strip().rstrip("/")
+
+
+def check_https_url(value: Any, option: str) -> str:
+    """https://host[:port] with nothing after it (the tenant or /v1.0 are added later)."""
+    url = check_url(str(value), option, ("https",))
+    if urlsplit(url).path not in ("", "/") or urlsplit(url).query:
+        raise SettingsError(f"{option} {value!r}: give only https://host[:port]")
+    return url
+
+
+def check_retirement_state(value: Any) -> State:
+    text = str(value).lower()
+    if text not in ("warning", "info"):
+        raise SettingsError(f"--basic-auth-retirement {value!r}: expected warning or info")
+    return State.WARNING if text == "warning" else State.OK
 
 
 def check_helo(value: Any) -> str:

@@ -41,9 +41,9 @@ FIXES: dict[Phase, str] = {
 }
 
 
-def diagnose(phase: Phase, reply: Reply, *, exchange: bool) -> Diagnosis:
+def diagnose(phase: Phase, reply: Reply, *, exchange: bool, oauth: bool = False) -> Diagnosis:
     """Exchange Online's known answers first, then the generic meaning of the code."""
-    known = exchange_reply(reply.enhanced) if exchange else None
+    known = exchange_reply(reply.enhanced, reply.text, oauth=oauth) if exchange else None
     if known:
         return Diagnosis(known.state, f"{PROBLEMS[phase]} ({known.meaning})", str(reply),
                          fix=known.fix)

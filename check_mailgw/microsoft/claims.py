@@ -1,0 +1,83 @@
+"""Access token claims: decoded to explain a refusal, never trusted (the service decides)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from check_mailgw.microsoft.clouds import CLOUDS
+
+# Audiences each service accepts, in the forms tokens carry them (REFERENCE.md section 9).
+EXCHANGE_APP_ID = "00000002-0000-0ff1-ce00-000000000000"
+GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
+EXCHANGE_AUDIENCES = frozenset(
+    {cloud.exchange_resource for cloud in CLOUDS.values()}
+    | {"https://outlook.office.com", "https://ps.outlook.com", EXCHANGE_APP_ID})
+GRAPH_AUDIENCES = frozenset({cloud.graph_resource for cloud in CLOUDS.values()} | {GRAPH_APP_ID})
+SERVICES = {"o365-smtp": ("Exchange Online", EXCHANGE_AUDIENCES, "SMTP.SendAsApp"),
+            "graph": ("Microsoft Graph", GRAPH_AUDIENCES, "Mail.Send")}
+
+
+@dataclass(frozen=True)
+class Claims:
+    """Domain model: what an access token says about itself, as far as it can be read."""
+
+    values: dict[str, Any]
+
+    @classmethod
+    def of(cls, token: str) -> Claims:
+        """The payload of a JWT, or no claims at all for a token that is not one."""
+        parts = token.split(".")
+        if len(parts) != 3:
+            return cls({})
+        try:
+            payload = base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4))
+            values = json.loads(payload)
+        except (binascii.Error, ValueError):
+            return cls({})
+        return cls(values if isinstance(values, dict) else {})
+
+    @property
+    def audience(self) -> str:
+        return str(self.values.get("aud", "")).rstrip("/")
+
+    @property
+    def roles(self) -> list[str]:
+        roles = self.values.get("roles", [])
+        return [str(r) for r in roles] if isinstance(roles, list) else []
+
+    @property
+    def tenant(self) -> str:
+        return str(self.values.get("tid", "")).lower()
+
+    @property
+    def app(self) -> str:
+        return str(self.values.get("appid") or self.values.get("azp") or "")
+
+    @property
+    def expires(self) -> float | None:
+        exp = self.values.get("exp")
+        return float(exp) if isinstance(exp, int | float) else None
+
+    def seconds_left(self, now: float | None = None) -> float | None:
+        return None if self.expires is None else self.expires - (now or time.time())
+
+    def shown(self) -> dict[str, Any]:
+        """The claims worth showing at -v (never the signature or the token itself)."""
+        facts: dict[str, Any] = {"aud": self.audience or "-", "tid": self.tenant or "-",
+                                 "appid": self.app or "-", "roles": self.roles or "none"}
+        if self.expires is not None:
+            facts["exp"] = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(self.expires))
+        return facts
+
+
+def service_of(audience: str) -> str | None:
+    """Which service a token's audience names, if it is one this check knows."""
+    for name, audiences, _ in SERVICES.values():
+        if audience in audiences:
+            return name
+    return None
