@@ -179,8 +179,8 @@ def step_lines(outcome: StepOutcome, verbosity: int) -> list[str]:
     text = " - ".join(part for part in (words, detail) if part)
     lines = [f"{outcome.name:<9} {state:<8} {outcome.elapsed:7.3f}s  {text}".rstrip()]
     if outcome.advisory:
-        lines.append(f"{'':<9} {outcome.advisory.state.name.lower()}: "
-                     f"{outcome.advisory.headline()}")
+        label = outcome.advisory.state.name.lower() if outcome.advisory.state else "note"
+        lines.append(f"{'':<9} {label}: {outcome.advisory.headline()}")
     if (concern := outcome.concern) and concern.fix:
         lines.append(f"{'':<9} fix: {concern.fix}")
     if verbosity >= 2:

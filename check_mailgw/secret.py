@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterable
 from typing import TextIO
+from urllib.parse import unquote, urlsplit
 
 MASK = "****"
 
@@ -48,6 +49,13 @@ class Redactor:
 
     def add(self, text: str) -> None:
         self._forms = sorted(set(self._forms) | leak_forms(text), key=len, reverse=True)
+
+    def add_url_credentials(self, url: str) -> None:
+        """Masks the password of a URL such as http://user:password@proxy:3128."""
+        password = urlsplit(url).password
+        if password:
+            self.add(password)
+            self.add(unquote(password))
 
     def __call__(self, text: str) -> str:
         for form in self._forms:

@@ -148,3 +148,53 @@ def test_version_exits_3() -> None:
     result = run_check("-V")
     assert result.exit_code == 3
     assert result.stdout.strip() == f"check_mailgw {__version__}"
+
+
+TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+CLIENT = "3f2c1a7e-5b6d-4c8e-9f0a-1b2c3d4e5f60"
+OAUTH = ("--tenant-id", TENANT, "--client-id", CLIENT, "--from", "monitor@sandbox.test")
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("--mode", "graph", "--client-id", CLIENT, "--from", "a@b.test", "--client-secret", "x"),
+     r"--tenant-id is missing: the directory \(tenant\) ID"),
+    (("--mode", "graph", "--tenant-id", TENANT, "--from", "a@b.test", "--client-secret", "x"),
+     r"--client-id is missing"),
+    (("--mode", "graph", *OAUTH), r"no client secret: give --client-secret-file FILE, "
+     r"\$MAILGW_CLIENT_SECRET"),
+    (("--mode", "graph", "--tenant-id", "not a tenant", "--client-id", CLIENT,
+      "--from", "a@b.test", "--client-secret", "x"),
+     r"--tenant-id 'not a tenant': expected the tenant's GUID \(Directory ID\) or a domain"),
+    (("--mode", "o365-smtp", "--tenant-id", TENANT, "--client-id", "my-app",
+      "--from", "a@b.test", "--client-secret", "x"),
+     r"--client-id 'my-app': the application \(client\) ID is a GUID"),
+    (("--mode", "graph", *OAUTH, "--client-secret", "0f8fad5b-d9cb-469f-a165-70867728950e"),
+     r"client secret: this looks like the secret's ID; the check needs its Value "
+     r"\(.*Certificates & secrets"),
+    (("--mode", "graph", *OAUTH, "--client-secret", "x", "--cloud", "mars"),
+     r"argument --cloud: invalid choice: 'mars'"),
+    (("--mode", "graph", *OAUTH, "--client-secret", "x", "--authority", "http://127.0.0.1"),
+     r"--authority 'http://127.0.0.1': expected https://host\[:port\]"),
+    (("--mode", "graph", *OAUTH, "--client-secret", "x", "--graph-url",
+      "https://127.0.0.1/v1.0"), r"--graph-url 'https://127.0.0.1/v1.0': give only "
+     r"https://host\[:port\]"),
+    (("--mode", "graph", *OAUTH, "--client-secret", "x", "--proxy", "socks5://127.0.0.1:1080"),
+     r"--proxy 'socks5://127.0.0.1:1080': expected http\|https://host\[:port\]"),
+    (("--mode", "graph", *OAUTH, "--client-secret", "x", "-H", "127.0.0.1"),
+     r"--hostname: --mode graph talks to --graph-url, not an SMTP server"),
+    (("--mode", "o365-smtp", *OAUTH, "--client-secret", "x", "-U", "u"),
+     r"--username/--password: --mode o365-smtp signs in with the app's client secret"),
+    (("--mode", "o365-smtp", *OAUTH, "--client-secret", "x", "--token-warning", "soon"),
+     r"--token-warning 'soon': not a valid threshold range"),
+    (("-H", "127.0.0.1", "--from", "a@b.test", "--tenant-id", TENANT),
+     r"--tenant-id: only for --mode o365-smtp or graph"),
+    (("--mode", "o365-smtp", *OAUTH[:4], "--from", "nobody", "--client-secret", "x"),
+     r"--from 'nobody': not a valid e-mail address"),
+])
+def test_bad_oauth_option(args: tuple[str, ...], message: str) -> None:
+    assert_unknown(run_check(*args), message)
+
+
+def test_client_secret_file_missing() -> None:
+    result = run_check("--mode", "graph", *OAUTH, "--client-secret-file", "/nonexistent/s")
+    assert_unknown(result, r"--client-secret-file /nonexistent/s: cannot read: No such file")

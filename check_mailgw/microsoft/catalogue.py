@@ -6,6 +6,7 @@ reference) and field reports; see REFERENCE.md in the project's design notes.
 
 from __future__ import annotations
 
+import datetime
 import re
 from dataclasses import dataclass
 
@@ -63,6 +64,24 @@ NEW_SECRET = (
     "create a new client secret (Entra ID, App registrations, the app, Certificates & secrets), "
     "copy its Value, and put it in the check and in the gateway's settings"
 )
+
+# Exchange Team blog, 2026-01-27 (MC786329): SMTP AUTH with a password is off by default
+# from the end of December 2026; an admin can turn it back on until the final removal, whose
+# date is to be announced for the second half of 2027.
+BASIC_AUTH_OFF_BY_DEFAULT = datetime.date(2026, 12, 31)
+
+
+def basic_auth_retirement(today: datetime.date | None = None) -> str:
+    """What to tell the owner of a password login to Exchange Online that still works."""
+    today = today or datetime.date.today()
+    if today <= BASIC_AUTH_OFF_BY_DEFAULT:
+        days = (BASIC_AUTH_OFF_BY_DEFAULT - today).days
+        return (f"Microsoft disables SMTP AUTH with passwords by default from the end of "
+                f"December 2026 (in {days} days); this gateway will stop unless moved to OAuth2")
+    return ("SMTP AUTH with passwords is off by default since the end of December 2026 and "
+            "works here only because an admin turned it back on; Microsoft removes it for good "
+            "at a date announced for the second half of 2027")
+
 
 # Exchange Online SMTP replies, by enhanced status code.
 EXCHANGE_SMTP_REPLIES: dict[str, CatalogueEntry] = {

@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 import base64
-import importlib
-import socket
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from email.message import EmailMessage
 from email.utils import format_datetime, localtime
 
 from check_mailgw.chain import Dialogue, Step, run_chain
 from check_mailgw.deadline import Deadline
-from check_mailgw.microsoft.catalogue import is_exchange_online
-from check_mailgw.net.connect import connect, endpoint
-from check_mailgw.net.tls import client_context, describe, handshake
+from check_mailgw.microsoft.catalogue import (
+    BASIC_AUTH_RETIRED_FIX,
+    basic_auth_retirement,
+    is_exchange_online,
+)
+from check_mailgw.net.reach import Reach, secure
+from check_mailgw.net.tls import client_context
 from check_mailgw.outcome import Diagnosis, Passed, Report, State, StepFailed
 from check_mailgw.secret import MASK, Redactor
-from check_mailgw.settings import Settings, is_ip_literal
+from check_mailgw.settings import Settings
 from check_mailgw.smtp.client import (
     AUTH_CONTINUE,
     AUTH_SUCCEEDED,
@@ -44,20 +47,20 @@ SILENT_GREETING = (
 class SmtpProbe:
     """The state one run of the smtp chain carries from step to step."""
 
+    oauth_login = False  # XOAUTH2 instead of a password: o365-smtp extends this chain
+
     def __init__(self, settings: Settings, redactor: Redactor) -> None:
         self.settings = settings
         self.redactor = redactor
         self.dialogue = Dialogue()
-        self.addresses = [settings.hostname] if is_ip_literal(settings.hostname) else []
-        self.sock: socket.socket | None = None
         self.smtp: SmtpConnection | None = None
         self.banner = ""
         # Local preparations come before the clock starts, so that step times are the
         # network's: loading the CA store, and dnspython's import (a tenth of a second).
+        self.reach = Reach(settings.hostname, settings.port, settings.address_family,
+                           settings.dns_server)
         self.tls_context = client_context(settings.ca_file, settings.insecure) \
             if settings.tls != "none" else None
-        if not self.addresses:
-            importlib.import_module("check_mailgw.net.resolve")
         self.deadline = Deadline(settings.timeout)
 
     @property
@@ -67,7 +70,7 @@ class SmtpProbe:
     def steps(self) -> list[Step]:
         s = self.settings
         steps = []
-        if not self.addresses:
+        if self.reach.needs_dns:
             steps.append(Step("resolve", f"the DNS answer for {s.hostname}", self.resolve))
         steps.append(Step("connect", f"TCP connect to {s.target}", self.connect))
         session: list[Step] = []
@@ -85,28 +88,17 @@ class SmtpProbe:
             session.append(
                 Step("envelope", "the replies to MAIL FROM and RCPT TO", self.envelope)
             )
-        return steps + [Step(step.name, step.doing, speaks_smtp(step.run), step.silence_hint)
-                        for step in session]
+        return steps + [replace(step, run=speaks_smtp(step.run)) for step in session]
 
     # Steps
     def resolve(self) -> Passed:
-        from check_mailgw.net.resolve import resolve
-
-        s = self.settings
-        found = resolve(s.hostname, s.address_family, s.dns_server, self.deadline)
-        self.addresses = found.addresses
-        return Passed(facts={"addresses": found.addresses, "source": found.source})
+        return self.reach.resolve(self.deadline)
 
     def connect(self) -> Passed:
-        s = self.settings
-        self.sock, address, failed = connect(self.addresses, s.port, self.deadline)
-        self.smtp = SmtpConnection(self.sock, self.deadline, self.dialogue)
-        facts: dict[str, object] = {"address": address}
-        if failed:
-            facts["attempts"] = failed
-        local_address, local_port = self.sock.getsockname()[:2]
-        return Passed(facts=facts, details={"port": s.port,
-                                            "from": endpoint(local_address, local_port)})
+        passed = self.reach.connect(self.deadline)
+        assert self.reach.sock is not None
+        self.smtp = SmtpConnection(self.reach.sock, self.deadline, self.dialogue)
+        return passed
 
     def implicit_tls(self) -> Passed:
         return self._handshake("implicit TLS")
@@ -168,9 +160,37 @@ class SmtpProbe:
                 smtp.send(b64(password), shown=MASK)
                 reply = smtp.read_reply("the reply to the AUTH LOGIN password")
         if reply.code != AUTH_SUCCEEDED:
-            raise StepFailed(diagnose("auth", reply, exchange=self.exchange),
+            raise StepFailed(self.diagnose("auth", reply),
                              {"mechanism": mechanism, "username": user})
-        return Passed(f"AUTH {mechanism} as {user}", {"mechanism": mechanism, "username": user},
+        passed = Passed(f"AUTH {mechanism} as {user}",
+                        {"mechanism": mechanism, "username": user}, details={"offered": offered})
+        if self.exchange:
+            passed.advisory = Diagnosis(s.basic_auth_retirement, basic_auth_retirement(),
+                                        fix=BASIC_AUTH_RETIRED_FIX)
+        return passed
+
+    def authenticate_xoauth2(self, user: str, token: str) -> Passed:
+        """AUTH XOAUTH2 in two steps: a token does not fit SMTP's 512-octet command line."""
+        smtp = self._session()
+        offered = smtp.auth_mechanisms()
+        if "XOAUTH2" not in offered:
+            words = f"AUTH {' '.join(offered)}" if offered else "no AUTH in the EHLO reply"
+            raise StepFailed(Diagnosis(
+                State.CRITICAL, "XOAUTH2 not offered", words,
+                fix="this server does not take OAuth2 tokens: check the Server setting (-H); "
+                "Exchange Online offers XOAUTH2 after STARTTLS on smtp.office365.com:587",
+            ), {"offered": offered})
+        blob = b64(f"user={user}\x01auth=Bearer {token}\x01\x01")
+        self.redactor.add(blob)
+        reply = smtp.command("AUTH XOAUTH2")
+        if reply.code == AUTH_CONTINUE:
+            smtp.send(blob, shown=MASK)
+            reply = smtp.read_reply("the reply to the XOAUTH2 token")
+        if reply.code == AUTH_CONTINUE:  # an error challenge (RFC 7628): answer it empty
+            reply = smtp.command("")
+        if reply.code != AUTH_SUCCEEDED:
+            raise StepFailed(self.diagnose("auth", reply), {"mechanism": "XOAUTH2", "user": user})
+        return Passed(f"AUTH XOAUTH2 as {user}", {"mechanism": "XOAUTH2", "user": user},
                       details={"offered": offered})
 
     def envelope(self) -> Passed:
@@ -189,13 +209,13 @@ class SmtpProbe:
                                      "DATA"])
         self._check_envelope(replies)
         if replies[2].code != START_MAIL_INPUT:
-            raise StepFailed(diagnose("data", replies[2], exchange=self.exchange))
+            raise StepFailed(self.diagnose("data", replies[2]))
         message, message_id = monitoring_message(s.sender, s.send_to, s.helo)
         smtp = self._session()
         smtp.send_data(message, shown=f"<test message {message_id}, {len(message)} bytes>")
         reply = smtp.read_reply("the reply to the end of DATA")
         if reply.code != COMPLETED:
-            raise StepFailed(diagnose("message", reply, exchange=self.exchange),
+            raise StepFailed(self.diagnose("message", reply),
                              {"message_id": message_id})
         return Passed(f"test message to {s.send_to} accepted ({reply})",
                       {"message_id": message_id, "reply": str(reply)})
@@ -209,16 +229,18 @@ class SmtpProbe:
         s = self.settings
         smtp = self._session()
         assert self.tls_context is not None, "TLS steps run only with a TLS mode"
-        tls_sock = handshake(smtp.sock, self.tls_context, s.hostname, self.deadline, how)
+        tls_sock, passed = secure(smtp.sock, self.tls_context, s.hostname, s.insecure,
+                                  self.deadline, how)
         smtp.switch_to(tls_sock)
-        passed = describe(tls_sock, s.insecure)
-        passed.brief = f"{how} {passed.brief}"
         return passed
+
+    def diagnose(self, phase: Phase, reply: Reply) -> Diagnosis:
+        return diagnose(phase, reply, exchange=self.exchange, oauth=self.oauth_login)
 
     def _expect(self, reply: Reply, phase: Phase, code: int) -> Reply:
         """The reply if it has the expected code; else the step fails with the server's words."""
         if reply.code != code:
-            raise StepFailed(diagnose(phase, reply, exchange=self.exchange))
+            raise StepFailed(self.diagnose(phase, reply))
         return reply
 
     def _transaction(self, commands: list[str]) -> list[Reply]:
@@ -231,15 +253,15 @@ class SmtpProbe:
 
     def _check_envelope(self, replies: list[Reply]) -> None:
         if replies[0].code != COMPLETED:
-            raise StepFailed(diagnose("mail", replies[0], exchange=self.exchange))
+            raise StepFailed(self.diagnose("mail", replies[0]))
         if replies[1].code not in (COMPLETED, WILL_FORWARD):
-            raise StepFailed(diagnose("rcpt", replies[1], exchange=self.exchange))
+            raise StepFailed(self.diagnose("rcpt", replies[1]))
 
     def close(self) -> None:
         if self.smtp:
             self.smtp.quit()
-        elif self.sock:
-            self.sock.close()
+        elif self.reach.sock:
+            self.reach.sock.close()
 
 
 def speaks_smtp(run: Callable[[], Passed]) -> Callable[[], Passed]:
@@ -304,10 +326,14 @@ def monitoring_message(sender: str, recipient: str, helo: str) -> tuple[bytes, s
     return wire.rstrip(b"\r\n") + b"\r\n.\r\n", message_id
 
 
-def run(settings: Settings, redactor: Redactor) -> Report:
-    probe = SmtpProbe(settings, redactor)
+def run_probe(probe: SmtpProbe) -> Report:
+    s = probe.settings
     try:
-        return run_chain("smtp", settings.target, probe.steps(), probe.deadline, probe.dialogue,
-                         settings.timeout_state)
+        return run_chain(s.mode, s.target, probe.steps(), probe.deadline, probe.dialogue,
+                         s.timeout_state)
     finally:
         probe.close()
+
+
+def run(settings: Settings, redactor: Redactor) -> Report:
+    return run_probe(SmtpProbe(settings, redactor))

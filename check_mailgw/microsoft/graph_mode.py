@@ -1,0 +1,122 @@
+"""The graph mode: Exchange Online through Microsoft Graph sendMail, with an app-only token.
+
+The token request starts with the chain; DNS, TCP (and a proxy tunnel) and TLS to Graph
+run beside it; the sendMail probe waits for both.
+"""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import urlsplit
+
+from check_mailgw.chain import Dialogue, Step, run_chain
+from check_mailgw.deadline import Deadline
+from check_mailgw.microsoft.graph import (
+    ACCEPTED,
+    GraphConnection,
+    diagnose,
+    message,
+    probe_accepted,
+    send_mail_path,
+)
+from check_mailgw.microsoft.token import TokenSource
+from check_mailgw.net.https import proxy_for
+from check_mailgw.net.reach import Reach, secure
+from check_mailgw.net.tls import client_context
+from check_mailgw.net.tunnel import open_tunnel, proxy_endpoint
+from check_mailgw.outcome import Passed, Report, StepFailed
+from check_mailgw.secret import MASK, Redactor
+from check_mailgw.settings import HTTPS_PORT, Settings
+
+PROBE_INFERENCE = (
+    "Graph answered a message without recipients with 400 ErrorInvalidRecipients: it got as "
+    "far as the recipients, which suggests the token, the mailbox and any access policy "
+    "passed (an inference: Graph has no documented dry run; --send-to proves it)"
+)
+
+
+class GraphProbe:
+    """The state one run of the graph chain carries from step to step."""
+
+    def __init__(self, settings: Settings, redactor: Redactor) -> None:
+        assert settings.oauth is not None
+        self.settings = settings
+        self.tokens = TokenSource(settings, redactor)
+        url = urlsplit(settings.oauth.graph_url)
+        self.host, self.port = url.hostname or "", url.port or HTTPS_PORT
+        self.proxy = proxy_for(settings.oauth.graph_url, settings.oauth.proxy)
+        first_hop = proxy_endpoint(self.proxy) if self.proxy else (self.host, self.port)
+        self.reach = Reach(*first_hop, settings.address_family, settings.dns_server)
+        self.tls_context = client_context(settings.ca_file, settings.insecure)
+        self.dialogue = Dialogue()
+        self.graph: GraphConnection | None = None
+        self.deadline = Deadline(settings.timeout)
+
+    def steps(self) -> list[Step]:
+        hop = f"{self.reach.host}:{self.reach.port}"
+        steps = [Step("token", "the access token from Entra ID",
+                      lambda: self.tokens.acquire(self.deadline), background=True,
+                      dialogue=self.tokens.dialogue)]
+        if self.reach.needs_dns:
+            steps.append(Step("resolve", f"the DNS answer for {self.reach.host}",
+                              lambda: self.reach.resolve(self.deadline)))
+        steps.append(Step("connect", f"TCP connect to {hop}",
+                          lambda: self.reach.connect(self.deadline)))
+        if self.proxy:
+            steps.append(Step("tunnel", f"the proxy's answer to CONNECT {self.host}",
+                              self.tunnel))
+        steps.append(Step("tls", "the TLS handshake with Graph", self.secure))
+        steps.append(Step("send", "Graph's answer to sendMail", self.send, needs=("token",)))
+        return steps
+
+    def tunnel(self) -> Passed:
+        assert self.reach.sock is not None and self.proxy is not None
+        status = open_tunnel(self.reach.sock, self.host, self.port, self.deadline, self.proxy)
+        return Passed(facts={"proxy_reply": status})
+
+    def secure(self) -> Passed:
+        assert self.reach.sock is not None
+        s = self.settings
+        tls_sock, passed = secure(self.reach.sock, self.tls_context, self.host, s.insecure,
+                                  self.deadline, "HTTPS")
+        self.graph = GraphConnection(tls_sock, self.host, self.port, self.deadline)
+        return passed
+
+    def send(self) -> Passed:
+        """sendMail: without --send-to, the empty-recipients probe; with it, a real message."""
+        assert self.graph is not None and self.tokens.token is not None
+        s = self.settings
+        recipients = [s.send_to] if s.send_to else []
+        subject = f"check_mailgw test {time.strftime('%Y-%m-%d %H:%M:%S')}"
+        text = ("This is a test message from check_mailgw, a monitoring check of the mail "
+                "gateway. No action is needed; it may be deleted.")
+        path = send_mail_path(s.sender)
+        self.dialogue.add(f"C: POST {path} (Authorization: Bearer {MASK}, "
+                          f"{len(recipients)} recipient(s))")
+        answer = self.graph.post_json(path, message(s.sender, recipients, subject, text),
+                                      self.tokens.token)
+        self.dialogue.add(f"S: {answer.words()}")
+        facts: dict[str, object] = {"status": answer.status, **answer.ids()}
+        if s.send_to and answer.status == ACCEPTED:
+            return Passed(f"sendMail to {s.send_to} accepted (202)", facts)
+        if not s.send_to and probe_accepted(answer):
+            facts["inference"] = PROBE_INFERENCE
+            return Passed(f"sendMail as {s.sender} probed, nothing sent", facts)
+        if not s.send_to and answer.status == ACCEPTED:
+            return Passed(f"sendMail as {s.sender} accepted", facts)
+        raise StepFailed(diagnose(answer), facts)
+
+    def close(self) -> None:
+        if self.graph:
+            self.graph.close()
+        elif self.reach.sock:
+            self.reach.sock.close()
+
+
+def run(settings: Settings, redactor: Redactor) -> Report:
+    probe = GraphProbe(settings, redactor)
+    try:
+        return run_chain(settings.mode, settings.target, probe.steps(), probe.deadline,
+                         probe.dialogue, settings.timeout_state)
+    finally:
+        probe.close()

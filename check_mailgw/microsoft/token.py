@@ -1,0 +1,243 @@
+"""The token step: an app-only access token from Entra ID through msal, and what a refusal means.
+
+msal does the protocol; this module bounds it by the run's deadline, keeps it to the hosts
+the settings name (no instance discovery elsewhere, no region unless asked, no cache across
+runs), and turns every way it can fail into a diagnosis from the Microsoft catalogue.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import msal
+import requests
+
+from check_mailgw.chain import Dialogue
+from check_mailgw.deadline import Deadline
+from check_mailgw.microsoft.catalogue import aadsts_code, first_sentence, token_error
+from check_mailgw.microsoft.claims import SERVICES, Claims, service_of
+from check_mailgw.microsoft.clouds import MICROSOFT_AUTHORITY_HOSTS
+from check_mailgw.net.https import DeadlineHttpClient, https_session, proxy_for
+from check_mailgw.net.tls import client_context
+from check_mailgw.outcome import Diagnosis, Passed, State, StepFailed
+from check_mailgw.secret import Redactor
+
+if TYPE_CHECKING:
+    from check_mailgw.settings import OAuthSettings, Settings
+
+THROTTLED = 429
+ERROR_LOOKUP = "https://login.microsoftonline.com/error?code={code}"
+
+
+class TokenSource:
+    """Acquires the token of one run; the token step fills it, later steps read it."""
+
+    def __init__(self, settings: Settings, redactor: Redactor) -> None:
+        assert settings.oauth is not None
+        self.settings = settings
+        self.oauth: OAuthSettings = settings.oauth
+        self.redactor = redactor
+        self.dialogue = Dialogue()
+        self.host = urlsplit(self.oauth.authority).hostname or ""
+        self.proxy = proxy_for(self.oauth.authority, self.oauth.proxy)
+        if self.proxy:
+            redactor.add_url_credentials(self.proxy)
+        self.session = https_session(client_context(settings.ca_file, settings.insecure),
+                                     self.proxy)
+        self.token: str | None = None
+        self.claims = Claims({})
+
+    def acquire(self, deadline: Deadline) -> Passed:
+        """The step: a token, its claims checked against the settings."""
+        http = DeadlineHttpClient(self.session, deadline)
+        try:
+            result = self._request(http)
+        finally:
+            for line in http.exchanges:
+                self.dialogue.add(line)
+        if "access_token" not in result:
+            raise StepFailed(refusal(result, http.last_response), trace_facts(result))
+        self.token = str(result["access_token"])
+        self.redactor.add(self.token)
+        self.claims = Claims.of(self.token)
+        return self._judge()
+
+    def _request(self, http: DeadlineHttpClient) -> dict[str, Any]:
+        oauth = self.oauth
+        authority = f"{oauth.authority}/{oauth.tenant_id}"
+        try:
+            app = msal.ConfidentialClientApplication(
+                oauth.client_id,
+                client_credential=oauth.client_secret.reveal(),
+                authority=authority,
+                http_client=http,
+                # Instance discovery asks login.microsoftonline.com: only for its own hosts.
+                instance_discovery=self.host in MICROSOFT_AUTHORITY_HOSTS,
+                # None would read MSAL_FORCE_REGION from the environment.
+                azure_region=oauth.azure_region or False,
+            )
+        except ValueError as error:  # tenant discovery answered 4xx, or not JSON
+            raise StepFailed(discovery_failure(http.last_response, error, authority)) from None
+        except msal.exceptions.MsalServiceError:
+            raise StepFailed(server_error(http.last_response, "tenant discovery")) from None
+        except requests.RequestException as error:
+            raise StepFailed(transport_failure(error, self.host, self.proxy)) from None
+        try:
+            return app.acquire_token_for_client(scopes=list(oauth.scopes))
+        except msal.exceptions.MsalServiceError:
+            raise StepFailed(server_error(http.last_response, "the token request")) from None
+        except ValueError:
+            raise StepFailed(not_json(http.last_response, "the token endpoint")) from None
+        except requests.RequestException as error:
+            raise StepFailed(transport_failure(error, self.host, self.proxy)) from None
+
+    def _judge(self) -> Passed:
+        """Tenant and audience must be the configured ones; roles are information only."""
+        mode, claims = self.settings.mode, self.claims
+        service, audiences, role = SERVICES[mode]
+        facts: dict[str, Any] = claims.shown()
+        oauth = self.oauth
+        if oauth.tenant_is_guid and claims.tenant and claims.tenant != oauth.tenant_id:
+            raise StepFailed(Diagnosis(
+                State.CRITICAL, "the token is for another tenant",
+                f"tid {claims.tenant}, configured {oauth.tenant_id}",
+                fix="the authority or the app belongs to another tenant: check the Tenant ID",
+            ), facts)
+        scoped = {scope.removesuffix("/.default").rstrip("/") for scope in oauth.scopes}
+        other = service_of(claims.audience)
+        if claims.audience and claims.audience not in audiences and (
+                other or claims.audience not in scoped):
+            words = f"aud {claims.audience}" + (f" ({other})" if other else "")
+            raise StepFailed(Diagnosis(
+                State.CRITICAL, f"the token is not for {service}", words,
+                fix=f"leave OAuth Scope empty for the mode's default "
+                f"({CLOUD_SCOPE_HINT[mode]}), or name {service}'s resource in --scope",
+            ), facts)
+        if role not in claims.roles:
+            facts["note"] = (f"no {role} role in the token: the right may come from Exchange "
+                             "RBAC for Applications; the service's answer decides")
+        metrics: dict[str, float] = {}
+        if (left := claims.seconds_left()) is not None:
+            metrics["token_ttl"] = round(left)
+        return Passed(f"token for {self.oauth.client_id[:8]}", facts, metrics,
+                      details={"authority": self.oauth.authority, "proxy": self.proxy or "none",
+                               "scope": " ".join(self.oauth.scopes)})
+
+
+CLOUD_SCOPE_HINT = {"o365-smtp": "https://outlook.office365.com/.default",
+                    "graph": "https://graph.microsoft.com/.default"}
+
+
+def trace_facts(body: dict[str, Any]) -> dict[str, Any]:
+    """Microsoft's ids for a support case."""
+    return {key: body[key] for key in ("trace_id", "correlation_id", "timestamp") if body.get(key)}
+
+
+def json_body(response: requests.Response | None) -> dict[str, Any]:
+    if response is None:
+        return {}
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def refusal(result: dict[str, Any], response: requests.Response | None) -> Diagnosis:
+    """An error answer of the token endpoint, in plain words."""
+    description = str(result.get("error_description", ""))
+    codes = result.get("error_codes") or []
+    code = codes[0] if codes and isinstance(codes[0], int) else aadsts_code(description)
+    words = first_sentence(description) or str(result.get("error", "unknown error"))
+    status = response.status_code if response is not None else None
+    if status == THROTTLED:
+        return throttled(response, words)
+    entry = token_error(code)
+    if entry:
+        return Diagnosis(entry.state, f"token refused ({entry.meaning})", words, fix=entry.fix)
+    return Diagnosis(
+        State.CRITICAL, "token refused", words,
+        fix=f"Microsoft's description of the code: {ERROR_LOOKUP.format(code=code)}"
+        if code else "see the identity provider's answer above",
+    )
+
+
+def throttled(response: requests.Response | None, words: str) -> Diagnosis:
+    after = response.headers.get("Retry-After") if response is not None else None
+    wait = f"; retry after {after}s" if after else ""
+    return Diagnosis(State.WARNING, "the identity provider is throttling this app",
+                     f"HTTP 429{wait}: {words}" if words else f"HTTP 429{wait}",
+                     fix="too many token requests from this app or address: check other "
+                     "clients using the same app, and the check interval")
+
+
+def discovery_failure(response: requests.Response | None, error: ValueError,
+                      authority: str) -> Diagnosis:
+    body = json_body(response)
+    if body:
+        return refusal(body, response)
+    if response is not None and response.status_code < 300:
+        return not_json(response, "tenant discovery")
+    status = f"HTTP {response.status_code}" if response is not None else str(error)
+    return Diagnosis(State.CRITICAL, "tenant discovery failed", f"{authority}: {status}",
+                     fix="check the Tenant ID and --authority / --cloud")
+
+
+def server_error(response: requests.Response | None, what: str) -> Diagnosis:
+    status = response.status_code if response is not None else 0
+    if status == THROTTLED:
+        return throttled(response, "")
+    body = json_body(response)
+    words = first_sentence(str(body.get("error_description", ""))) if body else ""
+    retry = response.headers.get("Retry-After") if response is not None else None
+    reply = f"HTTP {status}" + (f", retry after {retry}s" if retry else "") + \
+        (f": {words}" if words else "")
+    return Diagnosis(State.CRITICAL, f"identity provider error during {what}", reply,
+                     fix="Entra ID has a problem of its own: check Microsoft 365 service health; "
+                     "if it lasts, open a support case with the ids below")
+
+
+def not_json(response: requests.Response | None, what: str) -> Diagnosis:
+    status = f"HTTP {response.status_code}" if response is not None else "no answer"
+    kind = response.headers.get("Content-Type", "?").split(";")[0] if response is not None \
+        else "?"
+    return Diagnosis(State.CRITICAL, f"{what} did not answer with JSON", f"{status} {kind}",
+                     fix="something else answers in Microsoft's place: a proxy's error page, "
+                     "a captive portal, or a wrong --authority")
+
+
+def transport_failure(error: requests.RequestException, host: str,
+                      proxy: str | None) -> Diagnosis:
+    text = str(error)
+    if isinstance(error, requests.exceptions.SSLError):
+        return Diagnosis(
+            State.CRITICAL, f"TLS to {host} failed", short_reason(text),
+            fix="this machine does not trust the certificate it got: a TLS-inspecting proxy "
+            "needs its CA given with --ca-file; otherwise check the system's CA store",
+        )
+    if isinstance(error, requests.exceptions.ProxyError):
+        return Diagnosis(State.CRITICAL, "the proxy failed", short_reason(text),
+                         fix="check --proxy / $HTTPS_PROXY: the proxy is down, refuses, or "
+                         "wants credentials (http://user:password@host:port)")
+    if "Name or service not known" in text or "Failed to resolve" in text or \
+            "NameResolutionError" in text:
+        return Diagnosis(State.CRITICAL, f"cannot resolve {host}", short_reason(text),
+                         fix="this machine's DNS does not know the sign-in host: check the "
+                         "resolver, or set a proxy that reaches it (--proxy)")
+    if "refused" in text.lower():
+        return Diagnosis(State.CRITICAL, f"connection to {host} refused", short_reason(text),
+                         fix="nothing listens there: check --authority, the proxy, and firewalls")
+    return Diagnosis(State.CRITICAL, f"cannot reach {host}", short_reason(text),
+                     fix="check the network path to the sign-in host: firewall, proxy "
+                     "(--proxy, $HTTPS_PROXY), DNS" + ("" if proxy else
+                                                       "; many servers need a proxy"))
+
+
+def short_reason(text: str) -> str:
+    """The innermost reason of a requests/urllib3 error chain, without the object reprs."""
+    for marker in ("] ", "): ", ": "):
+        if marker in text:
+            text = text.rsplit(marker, 1)[-1]
+    return text.strip(" ')\"(")[:200]
+
