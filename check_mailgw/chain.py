@@ -145,4 +145,5 @@ def run_chain(
     for background in running.values():  # the chain broke first: report what finished
         if (outcome := background.collect()) is not None:
             outcomes.append(outcome)
+    outcomes.sort(key=lambda outcome: outcome.started)  # chain order, background steps first
     return Report(mode, target, outcomes, deadline.elapsed())

@@ -201,9 +201,14 @@ def format_fact(value: Any) -> str:
 def build_check(settings: Settings, run: Callable[[], Report]) -> nagiosplugin.Check:
     gateway = GatewayRun(run)
     warn_days, crit_days = settings.certificate_days
+    time_limits = {}
+    if settings.oauth:
+        time_limits["token_time"] = (Range(settings.oauth.token_warning or ""),
+                                     Range(settings.oauth.token_critical or ""))
     return nagiosplugin.Check(
         gateway,
-        StepContext(),
+        StepContext(time_limits),
+        ScalarContext("token_ttl"),
         ScalarContext("total_time", settings.warning, settings.critical,
                       fmt_metric="total time {valueunit}"),
         DaysLeftContext("cert_days", "server certificate", warn_days, crit_days),

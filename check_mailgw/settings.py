@@ -94,6 +94,8 @@ class Settings:
         secrets = [self.password] if self.password else []
         if self.oauth:
             secrets.append(self.oauth.client_secret)
+            if self.oauth.proxy and (proxy_password := urlsplit(self.oauth.proxy).password):
+                secrets.append(Secret(proxy_password))
         return [secret.reveal() for secret in secrets]
 
 
@@ -459,11 +461,17 @@ def check_url(value: str, option: str, schemes: tuple[str, ...]) -> str:
         url = urlsplit(value.strip())
         url.port  # noqa: B018 - raises ValueError for a bad port
     except ValueError as error:
-        raise SettingsError(f"{option} {value!r}: not a valid URL ({error})") from None
+        raise SettingsError(f"{option} {shown_url(value)!r}: not a valid URL ({error})") from None
     if url.scheme not in schemes or not url.hostname:
-        raise SettingsError(f"{option} {value!r}: expected {'|'.join(schemes)}://host[:port]")
+        raise SettingsError(
+            f"{option} {shown_url(value)!r}: expected {'|'.join(schemes)}://host[:port]")
     check_hostname(url.hostname)
     return value.strip().rstrip("/")
+
+
+def shown_url(value: str) -> str:
+    """A URL as it may be shown: without the password of user:password@."""
+    return re.sub(r"//([^/@:]*):[^/@]*@", r"//\1:****@", value)
 
 
 def check_https_url(value: Any, option: str) -> str:

@@ -120,7 +120,7 @@ class TokenSource:
         metrics: dict[str, float] = {}
         if (left := claims.seconds_left()) is not None:
             metrics["token_ttl"] = round(left)
-        return Passed(f"token for {self.oauth.client_id[:8]}", facts, metrics,
+        return Passed(f"token ({', '.join(claims.roles) or 'no roles'})", facts, metrics,
                       details={"authority": self.oauth.authority, "proxy": self.proxy or "none",
                                "scope": " ".join(self.oauth.scopes)})
 
