@@ -42,6 +42,7 @@ class Step:
     background: bool = False  # starts with the chain instead of after the step before
     needs: tuple[str, ...] = ()  # background steps that must have passed before this one
     dialogue: Dialogue | None = None  # its own, for a background step; else the chain's
+    target: str | None = None  # the host it talks to, when not the chain's
 
 
 def timeout_diagnosis(deadline: Deadline, step: Step, waiting_for: str, state: State) -> Diagnosis:
@@ -57,7 +58,7 @@ def run_step(step: Step, deadline: Deadline, timeout_state: State,
              dialogue: Dialogue | None = None) -> StepOutcome:
     """Runs one step; whatever happens becomes its outcome, never an exception."""
     started = time.monotonic()
-    outcome = StepOutcome(step.name, 0.0, started=deadline.elapsed())
+    outcome = StepOutcome(step.name, 0.0, started=deadline.elapsed(), target=step.target)
     try:
         deadline.budget(step.doing)
         passed = step.run()

@@ -70,6 +70,7 @@ class StepOutcome:
     dialogue: list[str] = field(default_factory=list)
     detail: str | None = None
     started: float = 0.0  # seconds since the run began
+    target: str | None = None  # the host it talked to, when not the chain's
 
     @property
     def state(self) -> State:

@@ -87,7 +87,8 @@ class StepContext(Context):
         outcome = resource.outcome(metric.name)
         if concern := outcome.concern:
             assert resource.report is not None
-            hint = f"{outcome.name} on {resource.report.target}: {concern.headline()}"
+            where = outcome.target or resource.report.target
+            hint = f"{outcome.name} on {where}: {concern.headline()}"
             return Result(NAGIOS_STATES[outcome.state], hint, metric)
         warn, crit = self.time_limits.get(metric.name, (Range(), Range()))
         for state, limit, word in ((nagiosplugin.Critical, crit, "critical"),

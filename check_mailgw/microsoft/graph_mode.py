@@ -56,7 +56,7 @@ class GraphProbe:
         hop = f"{self.reach.host}:{self.reach.port}"
         steps = [Step("token", "the access token from Entra ID",
                       lambda: self.tokens.acquire(self.deadline), background=True,
-                      dialogue=self.tokens.dialogue)]
+                      dialogue=self.tokens.dialogue, target=self.tokens.target)]
         if self.reach.needs_dns:
             steps.append(Step("resolve", f"the DNS answer for {self.reach.host}",
                               lambda: self.reach.resolve(self.deadline)))

@@ -32,7 +32,7 @@ class ExchangeOAuthProbe(SmtpProbe):
     def steps(self) -> list[Step]:
         token = Step("token", "the access token from Entra ID",
                      lambda: self.tokens.acquire(self.deadline), background=True,
-                     dialogue=self.tokens.dialogue)
+                     dialogue=self.tokens.dialogue, target=self.tokens.target)
         return [token, *(replace(step, needs=("token",)) if step.name == "auth" else step
                          for step in super().steps())]
 

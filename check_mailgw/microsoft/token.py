@@ -39,7 +39,9 @@ class TokenSource:
         self.oauth: OAuthSettings = settings.oauth
         self.redactor = redactor
         self.dialogue = Dialogue()
-        self.host = urlsplit(self.oauth.authority).hostname or ""
+        authority = urlsplit(self.oauth.authority)
+        self.host = authority.hostname or ""
+        self.target = authority.netloc  # the sign-in host, as the first line names it
         self.proxy = proxy_for(self.oauth.authority, self.oauth.proxy)
         if self.proxy:
             redactor.add_url_credentials(self.proxy)
@@ -189,6 +191,8 @@ def server_error(response: requests.Response | None, what: str) -> Diagnosis:
     if status == THROTTLED:
         return throttled(response, "")
     body = json_body(response)
+    if response is not None and not body:
+        return not_json(response, what if what != "the token request" else "the token endpoint")
     words = first_sentence(str(body.get("error_description", ""))) if body else ""
     retry = response.headers.get("Retry-After") if response is not None else None
     reply = f"HTTP {status}" + (f", retry after {retry}s" if retry else "") + \
