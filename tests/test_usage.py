@@ -191,3 +191,17 @@ def base64_of(text: str) -> str:
     import base64
 
     return base64.b64encode(text.encode()).decode()
+
+
+def test_the_smtp_mode_imports_neither_msal_nor_requests(smtp_server, ca_file, password_file):
+    """Start-up cost: a mode pays only for its own libraries."""
+    server = smtp_server("starttls", "ok")
+    args = [str(a) for a in login(server, ca_file, password_file)]
+    script = ("import sys\nfrom check_mailgw.cli import main\n"
+              "try:\n    main(sys.argv[1:])\nexcept SystemExit as done:\n"
+              "    loaded = sorted(m for m in ('msal', 'requests', 'urllib3') if m in sys.modules)\n"
+              "    print('loaded:', ','.join(loaded) or 'none')\n    sys.exit(done.code)\n")
+    done = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stdout
+    assert done.stdout.splitlines()[-1] == "loaded: none"
