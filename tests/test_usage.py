@@ -199,9 +199,10 @@ def test_the_smtp_mode_imports_neither_msal_nor_requests(smtp_server, ca_file, p
     args = [str(a) for a in login(server, ca_file, password_file)]
     script = ("import sys\nfrom check_mailgw.cli import main\n"
               "try:\n    main(sys.argv[1:])\nexcept SystemExit as done:\n"
-              "    loaded = sorted(m for m in ('msal', 'requests', 'urllib3') if m in sys.modules)\n"
+              "    loaded = sorted(m for m in ('msal', 'requests', 'urllib3')\n"
+              "                    if m in sys.modules)\n"
               "    print('loaded:', ','.join(loaded) or 'none')\n    sys.exit(done.code)\n")
-    done = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True,
-                          timeout=60)
+    done = subprocess.run([sys.executable, "-c", script, *args], capture_output=True,
+                          text=True, timeout=60)
     assert done.returncode == 0, done.stdout
     assert done.stdout.splitlines()[-1] == "loaded: none"
