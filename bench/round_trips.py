@@ -16,16 +16,15 @@ Run by hand:  python3 bench/round_trips.py [--delay 0.02] [--runs 15]
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import smtplib
 import ssl
 import statistics
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from delay_proxy import DelayProxy
 
 from check_mailgw.modes import run_mode
 from check_mailgw.sandbox.accounts import SANDBOX_PASSWORD, SANDBOX_USER, write_password_file
@@ -33,72 +32,6 @@ from check_mailgw.sandbox.ca import SandboxCA
 from check_mailgw.sandbox.smtp_server import start_smtp
 from check_mailgw.secret import Redactor
 from check_mailgw.settings import build_settings
-
-
-class DelayProxy:
-    """A TCP relay on 127.0.0.1 that holds every chunk back by a fixed delay."""
-
-    def __init__(self, target_port: int, delay: float) -> None:
-        self.target_port, self.delay = target_port, delay
-        self.loop = asyncio.new_event_loop()
-        self.port = 0
-        ready = threading.Event()
-        self.thread = threading.Thread(target=self._serve, args=(ready,), daemon=True)
-        self.thread.start()
-        ready.wait(5)
-
-    def _serve(self, ready: threading.Event) -> None:
-        asyncio.set_event_loop(self.loop)
-        server = self.loop.run_until_complete(
-            asyncio.start_server(self._relay, "127.0.0.1", 0))
-        self.port = server.sockets[0].getsockname()[1]
-        ready.set()
-        self.loop.run_forever()
-
-    async def _relay(self, client_reader: asyncio.StreamReader,
-                     client_writer: asyncio.StreamWriter) -> None:
-        server_reader, server_writer = await asyncio.open_connection("127.0.0.1",
-                                                                     self.target_port)
-        with contextlib.suppress(asyncio.CancelledError):  # stop() ends idle relays
-            await asyncio.gather(self._pipe(client_reader, server_writer),
-                                 self._pipe(server_reader, client_writer))
-
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        # Chunks are delivered in order, each DELAY after it arrived: a one-way latency.
-        queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
-
-        async def deliver() -> None:
-            while True:
-                due, chunk = await queue.get()
-                await asyncio.sleep(max(0.0, due - time.monotonic()))
-                if not chunk:
-                    writer.close()
-                    return
-                writer.write(chunk)
-                try:
-                    await writer.drain()
-                except ConnectionError:
-                    return
-
-        sender = asyncio.ensure_future(deliver())
-        try:
-            while chunk := await reader.read(65536):
-                queue.put_nowait((time.monotonic() + self.delay, chunk))
-        except ConnectionError:
-            pass
-        queue.put_nowait((time.monotonic() + self.delay, b""))
-        await sender
-
-    def stop(self) -> None:
-        async def shutdown() -> None:
-            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            self.loop.stop()
-
-        asyncio.run_coroutine_threadsafe(shutdown(), self.loop)
-        self.thread.join(5)
 
 
 def smtplib_check(port: int, ca_file: str) -> None:

@@ -9,7 +9,13 @@ from check_mailgw.sandbox.accounts import write_password_file
 from check_mailgw.sandbox.ca import SandboxCA
 from check_mailgw.sandbox.commands import CA_FILE_NAME, PASSWORD_FILE_NAME
 from check_mailgw.sandbox.dns_server import DnsServer, start_dns
+from check_mailgw.sandbox.m365 import M365Sandbox, start_m365
 from check_mailgw.sandbox.smtp_server import Security, SmtpServer, start_smtp
+from check_mailgw.sandbox.tenant import (
+    CLIENT_SECRET_FILE_NAME,
+    SigningKey,
+    write_client_secret_file,
+)
 
 SANDBOX_RECORDS = {
     "mail.sandbox.test": ["127.0.0.1"],
@@ -42,6 +48,39 @@ def ca_file(sandbox_dir: Path) -> Path:
 def password_file(sandbox_dir: Path) -> Path:
     """File (mode 0600) holding the sandbox account's password, for --password-file."""
     return sandbox_dir / PASSWORD_FILE_NAME
+
+
+@pytest.fixture(scope="session")
+def client_secret_file(sandbox_dir: Path) -> Path:
+    """File (mode 0600) holding the sandbox app's client secret, for --client-secret-file."""
+    return write_client_secret_file(sandbox_dir / CLIENT_SECRET_FILE_NAME)
+
+
+@pytest.fixture(scope="session")
+def sandbox_signing_key() -> SigningKey:
+    """The sandbox tenant's token signing key, made once: RSA key generation takes time."""
+    return SigningKey.generate()
+
+
+@pytest.fixture
+def m365(
+    sandbox_ca: SandboxCA, sandbox_signing_key: SigningKey
+) -> Iterator[Callable[..., M365Sandbox]]:
+    """Factory: m365(scenario="ok") starts a local Microsoft 365 on free loopback ports.
+
+    Identity provider and Graph over HTTPS, and the Exchange SMTP listener; every
+    one it starts is stopped when the test ends.
+    """
+    started: list[M365Sandbox] = []
+
+    def start(scenario: str = "ok") -> M365Sandbox:
+        sandbox = start_m365(ca=sandbox_ca, scenario=scenario, signing_key=sandbox_signing_key)
+        started.append(sandbox)
+        return sandbox
+
+    yield start
+    for sandbox in started:
+        sandbox.stop()
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 import base64
 import gc
+import json
 import logging
 import os
 import re
@@ -15,6 +16,7 @@ import struct
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,16 +27,31 @@ import dns.query
 import dns.rcode
 import dns.rdatatype
 import dns.resolver
+import msal
 import pytest
+import requests
+from checkrun import run_check
 
 from check_mailgw.sandbox import replies
 from check_mailgw.sandbox.accounts import SANDBOX_PASSWORD, SANDBOX_USER
 from check_mailgw.sandbox.ca import SandboxCA
 from check_mailgw.sandbox.cli import READY_LINE, main
-from check_mailgw.sandbox.commands import SandboxPorts, check_commands
+from check_mailgw.sandbox.commands import SandboxPorts, check_commands, oauth_args
+from check_mailgw.sandbox.config_file import write_config
 from check_mailgw.sandbox.dns_server import DnsServer
-from check_mailgw.sandbox.scenarios import SCENARIOS
+from check_mailgw.sandbox.m365 import M365Sandbox, start_m365
+from check_mailgw.sandbox.scenarios import PART_TITLES, SCENARIOS
 from check_mailgw.sandbox.smtp_server import Security, SmtpServer, start_smtp
+from check_mailgw.sandbox.tenant import (
+    SANDBOX_CLIENT_ID,
+    SANDBOX_CLIENT_SECRET,
+    SANDBOX_MAILBOXES,
+    SANDBOX_OPS_MAILBOX,
+    SANDBOX_SECRET_KEY_ID,
+    SANDBOX_TENANT_ID,
+    SigningKey,
+)
+from check_mailgw.sandbox.tokens import AccessTokens
 
 TIMEOUT = 5.0
 SECURITIES: tuple[Security, ...] = ("starttls", "implicit", "plain")
@@ -611,26 +628,33 @@ def test_dns_over_tcp_and_query_count(dns_server: DnsServer) -> None:
 # Command line
 
 
-def test_list_scenarios_prints_every_name_with_its_description(
+def test_list_scenarios_prints_every_name_with_its_description_under_its_part(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     assert main(["--list-scenarios"]) == 0
     printed = capsys.readouterr().out
     for scenario in SCENARIOS.values():
         assert re.search(
-            rf"^{re.escape(scenario.name)} +{re.escape(scenario.description)}$", printed, re.M
+            rf"^  {re.escape(scenario.name)} +{re.escape(scenario.description)}$", printed, re.M
         )
+        title = PART_TITLES[scenario.part]
+        assert printed.index(f"{title}:") < printed.index(f"  {scenario.name} ")
 
 
 def test_check_commands_point_at_the_sandbox_files(tmp_path: Path) -> None:
     commands = check_commands(tmp_path, SandboxPorts.from_base(2500))
-    assert [command[command.index("-p") + 1] for command in commands] == [
+    assert [command[:2] for command in commands] == [
+        *[["--mode", "smtp"]] * 4,
+        ["--mode", "o365-smtp"],
+        ["--mode", "graph"],
+    ]
+    assert [command[command.index("-p") + 1] for command in commands[:5]] == [
         "2587",
         "2465",
         "2587",
         "2525",
+        "2588",
     ]
-    assert all(command[:2] == ["--mode", "smtp"] for command in commands)
     assert commands[2][commands[2].index("--dns-server") + 1] == "127.0.0.1:2553"
     for command in commands[:3]:
         assert command[command.index("--password-file") + 1] == str(tmp_path / "password")
@@ -638,6 +662,18 @@ def test_check_commands_point_at_the_sandbox_files(tmp_path: Path) -> None:
     assert commands[1][commands[1].index("--tls") + 1] == "implicit"
     assert "--tls" not in commands[3]
     assert "--username" not in commands[3]
+    for command in commands[4:]:
+        assert command[command.index("--authority") + 1] == "https://127.0.0.1:2443"
+        assert command[command.index("--graph-url") + 1] == "https://127.0.0.1:2443"
+        assert command[command.index("--tenant-id") + 1] == SANDBOX_TENANT_ID
+        assert command[command.index("--client-id") + 1] == SANDBOX_CLIENT_ID
+        assert command[command.index("--client-secret-file") + 1] == str(
+            tmp_path / "client-secret"
+        )
+        assert command[command.index("--from") + 1] == SANDBOX_USER
+        assert command[command.index("--ca-file") + 1] == str(tmp_path / "ca.pem")
+        assert "--tls" not in command
+    assert "-H" not in commands[5]
 
 
 def read_until(fd: int, marker: str, timeout: float) -> str:
@@ -655,14 +691,20 @@ def read_until(fd: int, marker: str, timeout: float) -> str:
 
 
 def test_sandbox_command_serves_until_sigterm(tmp_path: Path) -> None:
+    config = tmp_path / "check_mailgw.toml"
     child = subprocess.Popen(
-        [sys.executable, "-m", "check_mailgw.sandbox", "--port-base", "0", "--dir", str(tmp_path)],
+        [
+            *(sys.executable, "-m", "check_mailgw.sandbox", "--port-base", "0"),
+            *("--dir", str(tmp_path), "--write-config", str(config)),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
     assert child.stdout is not None
     try:
         banner = read_until(child.stdout.fileno(), READY_LINE, timeout=15)
+        # The config file points at the running sandbox: the plugin checks it through it.
+        via_config = run_check("--config", config, "--profile", "smtp")
         child.send_signal(signal.SIGTERM)
         _, errors = child.communicate(timeout=10)
     finally:
@@ -672,8 +714,963 @@ def test_sandbox_command_serves_until_sigterm(tmp_path: Path) -> None:
     assert child.returncode == 0, errors
     assert b"Traceback" not in errors
     assert "check_mailgw --mode smtp -H 127.0.0.1" in banner
+    assert "check_mailgw --mode o365-smtp -H 127.0.0.1" in banner
+    assert "check_mailgw --mode graph --authority https://127.0.0.1:" in banner
+    assert f"check_mailgw --config {config} --profile smtp" in banner
+    assert SANDBOX_TENANT_ID in banner and SANDBOX_CLIENT_ID in banner
     assert SANDBOX_PASSWORD not in banner
-    password_file = tmp_path / "password"
-    assert password_file.read_text() == SANDBOX_PASSWORD
-    assert stat.S_IMODE(os.stat(password_file).st_mode) == 0o600
+    assert SANDBOX_CLIENT_SECRET not in banner
+    for name, secret in (("password", SANDBOX_PASSWORD), ("client-secret", SANDBOX_CLIENT_SECRET)):
+        assert (tmp_path / name).read_text() == secret
+        assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == 0o600
     assert (tmp_path / "ca.pem").read_text().startswith("-----BEGIN CERTIFICATE-----")
+    assert via_config.exit_code == 0, via_config.stdout + via_config.stderr
+    assert via_config.first_line.startswith("MAILGW OK")
+    assert SANDBOX_CLIENT_SECRET not in config.read_text()
+
+
+def test_written_config_has_a_profile_per_mode_matching_the_command_lines(
+    tmp_path: Path,
+) -> None:
+    ports = SandboxPorts.from_base(2500)
+    config = write_config(tmp_path / "sandbox.toml", tmp_path, ports, ports)
+    document = tomllib.loads(config.read_text())
+    assert document["defaults"] == {"from": SANDBOX_USER, "ca_file": str(tmp_path / "ca.pem")}
+    profiles = document["profiles"]
+    assert list(profiles) == ["smtp", "o365-smtp", "graph"]
+    assert profiles["smtp"] == {
+        "mode": "smtp",
+        "hostname": "127.0.0.1",
+        "port": 2587,
+        "tls": "starttls",
+        "username": SANDBOX_USER,
+        "password_file": str(tmp_path / "password"),
+    }
+    oauth = zip(("o365-smtp", "graph"), check_commands(tmp_path, ports)[4:], strict=True)
+    for mode, arguments in oauth:
+        options = dict(zip(arguments[::2], arguments[1::2], strict=True))
+        profile = {**document["defaults"], **profiles[mode]}
+        for option, value in options.items():
+            key = {"-H": "hostname", "-p": "port"}.get(option, option[2:].replace("-", "_"))
+            assert str(profile.pop(key)) == value, option
+        assert profile == {}
+
+
+# Microsoft 365: identity provider, Graph and Exchange SMTP
+
+StartM365 = Callable[..., M365Sandbox]
+GUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+EXCHANGE_SCOPE = "https://outlook.office365.com/.default"
+GRAPH_SCOPE = "https://graph.microsoft.com/.default"
+EXCHANGE_TRAILER = (
+    r"\[SN4PR0501CA0042\.namprd05\.prod\.outlook\.com "
+    r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z 08DC1234567890AB\]"
+)
+AUTH_UNSUCCESSFUL = rf"535 5\.7\.3 Authentication unsuccessful {EXCHANGE_TRAILER}"
+
+
+@pytest.fixture(scope="module")
+def foreign_tokens() -> AccessTokens:
+    """Tokens signed with a key the sandbox does not know."""
+    return AccessTokens(SigningKey.generate())
+
+
+@pytest.fixture
+def https(ca_file: Path) -> Iterator[requests.Session]:
+    """A requests session trusting only the sandbox CA, whatever the environment says."""
+    with requests.Session() as session:
+        # Without this, REQUESTS_CA_BUNDLE in the environment overrides verify.
+        session.trust_env = False
+        session.verify = str(ca_file)
+        yield session
+
+
+def msal_app(
+    sandbox: M365Sandbox,
+    session: requests.Session,
+    secret: str = SANDBOX_CLIENT_SECRET,
+    tenant: str | None = None,
+) -> msal.ConfidentialClientApplication:
+    return msal.ConfidentialClientApplication(
+        sandbox.client_id,
+        client_credential=secret,
+        authority=f"{sandbox.authority}/{tenant or sandbox.tenant_id}",
+        instance_discovery=False,
+        azure_region=False,
+        http_client=session,
+    )
+
+
+def token_response(
+    sandbox: M365Sandbox, session: requests.Session, **form: str
+) -> requests.Response:
+    """A raw client-credentials POST to the token endpoint; form fields override the valid ones."""
+    fields = {
+        "client_id": sandbox.client_id,
+        "grant_type": "client_credentials",
+        "client_info": "1",
+        "scope": GRAPH_SCOPE,
+        "client_secret": SANDBOX_CLIENT_SECRET,
+        **form,
+    }
+    url = f"{sandbox.authority}/{sandbox.tenant_id}/oauth2/v2.0/token"
+    return session.post(url, data={name: value for name, value in fields.items() if value})
+
+
+def access_token(sandbox: M365Sandbox, session: requests.Session, scope: str) -> str:
+    response = token_response(sandbox, session, scope=scope)
+    assert response.status_code == 200, response.text
+    return str(response.json()["access_token"])
+
+
+def jwt_part(token: str, index: int) -> dict[str, object]:
+    segment = token.split(".")[index]
+    return json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+
+
+def assert_entra_error(response: requests.Response, status: int, error: str, code: int) -> str:
+    """Check an Entra error answer's shape; return its description."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["error"] == error
+    assert body["error_codes"] == [code]
+    assert body["error_uri"] == f"https://login.microsoftonline.com/error?code={code}"
+    assert re.fullmatch(GUID, body["trace_id"])
+    assert re.fullmatch(GUID, body["correlation_id"])
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ", body["timestamp"])
+    description = body["error_description"]
+    assert re.fullmatch(
+        rf"AADSTS{code}: .+ Trace ID: {body['trace_id']} Correlation ID: "
+        rf"{body['correlation_id']} Timestamp: {body['timestamp']}",
+        description,
+    )
+    return str(description)
+
+
+def send_mail(
+    sandbox: M365Sandbox,
+    session: requests.Session,
+    token: str | None,
+    *,
+    user: str = SANDBOX_USER,
+    recipients: tuple[str, ...] = ("alerts@example.com",),
+) -> requests.Response:
+    message = {
+        "subject": "probe",
+        "body": {"contentType": "Text", "content": "hello"},
+        "toRecipients": [{"emailAddress": {"address": address}} for address in recipients],
+    }
+    headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+    return session.post(
+        f"{sandbox.graph_url}/v1.0/users/{user}/sendMail",
+        json={"message": message, "saveToSentItems": False},
+        headers=headers,
+    )
+
+
+def graph_error(response: requests.Response) -> tuple[int, str, str]:
+    """Status, code and message of a Graph error answer, after checking its shape."""
+    error = response.json()["error"]
+    inner = error["innerError"]
+    assert inner["request-id"] == response.headers["request-id"]
+    assert re.fullmatch(GUID, inner["client-request-id"])
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", inner["date"])
+    return response.status_code, error["code"], error["message"]
+
+
+def xoauth2(user: str, token: str) -> str:
+    return base64.b64encode(f"user={user}\x01auth=Bearer {token}\x01\x01".encode()).decode()
+
+
+@contextmanager
+def exchange_session(sandbox: M365Sandbox, ca: SandboxCA) -> Iterator[smtplib.SMTP]:
+    """smtplib session with the Exchange listener, after STARTTLS and the second EHLO."""
+    client = smtplib.SMTP(sandbox.smtp_host, sandbox.smtp_port, timeout=TIMEOUT)
+    try:
+        client.ehlo()
+        client.starttls(context=ca.client_context())
+        client.ehlo()
+        yield client
+    finally:
+        client.close()
+
+
+def xoauth2_login(client: smtplib.SMTP, user: str, token: str) -> str:
+    """AUTH XOAUTH2 as Microsoft documents it: the blob after an empty 334 challenge."""
+    code, challenge = client.docmd("AUTH", "XOAUTH2")
+    assert (code, challenge) == (334, b"")
+    return reply_text(*client.docmd(xoauth2(user, token)))
+
+
+# A client assertion naming a certificate by its thumbprint (x5t), signed by nobody.
+THUMBPRINT = "5BA93C9DB0CFF93F52B521D7420E43F6EDA2784F"
+ASSERTION = ".".join(
+    base64.urlsafe_b64encode(part).decode().rstrip("=")
+    for part in (
+        json.dumps({"alg": "RS256", "typ": "JWT", "x5t": base64.urlsafe_b64encode(
+            bytes.fromhex(THUMBPRINT)).decode().rstrip("=")}).encode(),
+        b"{}",
+        b"signature",
+    )
+)
+
+PROBE = f"From: {SANDBOX_USER}\r\nTo: alerts@example.com\r\nSubject: probe\r\n\r\nhello\r\n"
+
+
+# Tenant discovery
+
+
+@pytest.mark.parametrize("tenant", [SANDBOX_TENANT_ID, "sandbox.test", "SANDBOX.test"])
+def test_discovery_names_the_token_endpoint_by_tenant_guid(
+    m365: StartM365, https: requests.Session, tenant: str
+) -> None:
+    sandbox = m365()
+    response = https.get(f"{sandbox.authority}/{tenant}/v2.0/.well-known/openid-configuration")
+    assert response.status_code == 200
+    document = response.json()
+    base = f"{sandbox.authority}/{SANDBOX_TENANT_ID}"
+    assert document["token_endpoint"] == f"{base}/oauth2/v2.0/token"
+    assert document["authorization_endpoint"] == f"{base}/oauth2/v2.0/authorize"
+    assert document["issuer"] == f"{base}/v2.0"
+    assert "client_secret_post" in document["token_endpoint_auth_methods_supported"]
+    keys = https.get(document["jwks_uri"]).json()["keys"]
+    assert [key["kid"] for key in keys] == [sandbox.tokens.key.kid]
+
+
+@pytest.mark.parametrize("tenant", ["0b5c7e9a-1d3f-4a6c-8e0b-2d4f6a8c0e1a", "contoso.example"])
+def test_discovery_of_an_unknown_tenant_is_aadsts90002(
+    m365: StartM365, https: requests.Session, tenant: str
+) -> None:
+    sandbox = m365()
+    response = https.get(f"{sandbox.authority}/{tenant}/v2.0/.well-known/openid-configuration")
+    description = assert_entra_error(response, 400, "invalid_tenant", 90002)
+    assert description.startswith(f"AADSTS90002: Tenant '{tenant}' not found. ")
+
+
+def test_a_tenant_neither_guid_nor_domain_is_aadsts900023(
+    m365: StartM365, https: requests.Session
+) -> None:
+    sandbox = m365()
+    response = https.get(f"{sandbox.authority}/not_a_tenant/v2.0/.well-known/openid-configuration")
+    description = assert_entra_error(response, 400, "invalid_request", 900023)
+    assert "'not_a_tenant' is neither a valid DNS name" in description
+
+
+def test_msal_reports_an_unknown_tenant_from_its_constructor(
+    m365: StartM365, https: requests.Session
+) -> None:
+    sandbox = m365()
+    with pytest.raises(ValueError, match="Unable to get authority configuration"):
+        msal_app(sandbox, https, tenant="contoso.example")
+    assert sandbox.token_requests == 0
+
+
+# Token endpoint
+
+
+@pytest.mark.parametrize(
+    ("scope", "audience", "roles"),
+    [
+        (EXCHANGE_SCOPE, "https://outlook.office365.com", ["SMTP.SendAsApp"]),
+        ("https://outlook.office.com/.default", "https://outlook.office.com", ["SMTP.SendAsApp"]),
+        (GRAPH_SCOPE, "https://graph.microsoft.com", ["Mail.Send"]),
+        ("{authority}/.default", "{authority}", ["Mail.Send"]),
+    ],
+    ids=["exchange", "outlook", "graph", "sandbox-graph"],
+)
+def test_msal_gets_a_signed_v1_token_for_the_scope(
+    m365: StartM365, https: requests.Session, scope: str, audience: str, roles: list[str]
+) -> None:
+    sandbox = m365()
+    scope, audience = (text.format(authority=sandbox.authority) for text in (scope, audience))
+    before = time.time()
+    result = msal_app(sandbox, https).acquire_token_for_client([scope])
+    assert result["token_type"] == "Bearer"
+    assert result["expires_in"] == 3599
+    assert result["token_source"] == "identity_provider"
+    token = result["access_token"]
+    header, claims = jwt_part(token, 0), jwt_part(token, 1)
+    assert header["alg"] == "RS256"
+    assert header["kid"] == sandbox.tokens.key.kid
+    assert claims["aud"] == audience
+    assert claims["roles"] == roles
+    issuer = f"https://sts.windows.net/{SANDBOX_TENANT_ID}/"
+    assert (claims["iss"], claims["idp"], claims["tid"]) == (issuer, issuer, SANDBOX_TENANT_ID)
+    assert (claims["appid"], claims["appidacr"], claims["ver"]) == (SANDBOX_CLIENT_ID, "1", "1.0")
+    assert claims["oid"] == claims["sub"]
+    assert isinstance(claims["iat"], int) and isinstance(claims["exp"], int)
+    assert claims["nbf"] == claims["iat"] <= before
+    assert 3600 <= claims["exp"] - claims["iat"] <= 5400
+    assert sandbox.tokens.verify(token, {audience}) == claims
+    assert sandbox.token_requests == 1
+
+
+def test_token_lifetimes_vary_between_60_and_90_minutes(
+    m365: StartM365, https: requests.Session
+) -> None:
+    sandbox = m365()
+    lifetimes = set()
+    for _ in range(8):
+        claims = jwt_part(access_token(sandbox, https, GRAPH_SCOPE), 1)
+        lifetime = int(claims["exp"]) - int(claims["iat"])  # type: ignore[call-overload]
+        assert 3600 <= lifetime <= 5400
+        lifetimes.add(lifetime)
+    assert len(lifetimes) > 1
+
+
+def test_token_endpoint_answers_well_under_100_ms(
+    m365: StartM365, https: requests.Session
+) -> None:
+    sandbox = m365()
+    access_token(sandbox, https, GRAPH_SCOPE)
+    timings = []
+    for _ in range(5):
+        started = time.monotonic()
+        access_token(sandbox, https, EXCHANGE_SCOPE)
+        timings.append(time.monotonic() - started)
+    assert sorted(timings)[2] < 0.1
+
+
+@pytest.mark.parametrize(
+    ("form", "status", "error", "code", "text"),
+    [
+        (
+            {"client_id": "0c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f", "client_secret": "wrong"},
+            400,
+            "unauthorized_client",
+            700016,
+            "Application with identifier '0c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f' was not found "
+            "in the directory 'sandbox.test'.",
+        ),
+        (
+            {"client_secret": ""},
+            401,
+            "invalid_client",
+            7000218,
+            "must contain the following parameter: 'client_assertion' or 'client_secret'.",
+        ),
+        (
+            {"client_secret": "wrong", "scope": "Mail.Send"},
+            401,
+            "invalid_client",
+            7000215,
+            "Invalid client secret provided. Ensure the secret being sent in the request is the "
+            f"client secret value, not the client secret ID, for a secret added to app "
+            f"'{SANDBOX_CLIENT_ID}'.",
+        ),
+        (
+            {"client_secret": SANDBOX_SECRET_KEY_ID},
+            401,
+            "invalid_client",
+            7000215,
+            "not the client secret ID",
+        ),
+        (
+            {"scope": "https://graph.microsoft.com/Mail.Send"},
+            400,
+            "invalid_scope",
+            1002012,
+            "The provided value for scope https://graph.microsoft.com/Mail.Send is not valid. "
+            "Client credential flows must have a scope value with /.default suffixed",
+        ),
+        (
+            {"scope": "https://outlook.office365.us/.default"},
+            400,
+            "invalid_resource",
+            500011,
+            "The resource principal named https://outlook.office365.us was not found in the "
+            "tenant named sandbox.test.",
+        ),
+        (
+            {"scope": f"{GRAPH_SCOPE} {EXCHANGE_SCOPE}"},
+            400,
+            "invalid_scope",
+            70011,
+            f"The scope {GRAPH_SCOPE} {EXCHANGE_SCOPE} is not valid.",
+        ),
+        (
+            {
+                "client_secret": "",
+                "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                "client_assertion": ASSERTION,
+            },
+            401,
+            "invalid_client",
+            700027,
+            f"Thumbprint of key used by client: '{THUMBPRINT}'",
+        ),
+        ({"grant_type": ""}, 400, "invalid_request", 900144, "parameter: 'grant_type'."),
+    ],
+    ids=[
+        "unknown-client-before-secret",
+        "no-credential",
+        "wrong-secret-before-scope",
+        "secret-id-instead-of-value",
+        "scope-without-default",
+        "unknown-resource",
+        "two-resources",
+        "unregistered-certificate",
+        "no-grant-type",
+    ],
+)
+def test_token_request_errors_come_in_entra_order_with_its_words(
+    m365: StartM365,
+    https: requests.Session,
+    form: dict[str, str],
+    status: int,
+    error: str,
+    code: int,
+    text: str,
+) -> None:
+    sandbox = m365()
+    description = assert_entra_error(token_response(sandbox, https, **form), status, error, code)
+    assert text in description
+    assert sandbox.token_requests == 1
+
+
+def test_msal_hands_a_refusal_back_as_the_error_body(
+    m365: StartM365, https: requests.Session
+) -> None:
+    sandbox = m365()
+    result = msal_app(sandbox, https, secret="not-the-secret").acquire_token_for_client(
+        [GRAPH_SCOPE]
+    )
+    assert result["error"] == "invalid_client"
+    assert result["error_codes"] == [7000215]
+    assert "access_token" not in result
+
+
+@pytest.mark.parametrize(
+    ("scenario", "status", "error", "code"),
+    [
+        ("secret-expired", 401, "invalid_client", 7000222),
+        ("app-disabled", 400, "unauthorized_client", 7000112),
+        ("conditional-access", 400, "invalid_grant", 53003),
+        ("certificate-unknown", 401, "invalid_client", 700027),
+    ],
+)
+def test_token_scenarios_refuse_a_valid_request(
+    m365: StartM365, https: requests.Session, scenario: str, status: int, error: str, code: int
+) -> None:
+    sandbox = m365(scenario)
+    response = token_response(sandbox, https)
+    description = assert_entra_error(response, status, error, code)
+    if scenario == "secret-expired":
+        assert f"client secret keys for app '{SANDBOX_CLIENT_ID}' are expired" in description
+    if scenario == "app-disabled":
+        assert f"Application '{SANDBOX_CLIENT_ID}'(" in description
+        assert description.split(": ", 1)[1].startswith(f"Application '{SANDBOX_CLIENT_ID}'")
+    if scenario == "conditional-access":
+        body = response.json()
+        assert body["suberror"] == "message_only"
+        assert json.loads(body["claims"])["access_token"]["capolids"]["essential"] is True
+    # A request that is wrong itself still gets its own answer first.
+    assert_entra_error(token_response(sandbox, https, client_secret="x"), 401, "invalid_client",
+                       7000215)
+
+
+@pytest.mark.parametrize(
+    ("scenario", "status", "content_type", "retry_after"),
+    [
+        ("token-throttled", 429, "application/json", "30"),
+        ("token-unavailable", 503, "application/json", None),
+        ("token-not-json", 502, "text/html", None),
+    ],
+)
+def test_token_outages_answer_before_the_request_is_read(
+    m365: StartM365,
+    https: requests.Session,
+    scenario: str,
+    status: int,
+    content_type: str,
+    retry_after: str | None,
+) -> None:
+    sandbox = m365(scenario)
+    # Even a request with a wrong secret: the outage answers first.
+    response = token_response(sandbox, https, client_secret="wrong")
+    assert response.status_code == status
+    assert response.headers["Content-Type"].startswith(content_type)
+    assert response.headers.get("Retry-After") == retry_after
+    if content_type == "application/json":
+        assert response.json()["error"] == "temporarily_unavailable"
+    else:
+        assert "<h1>502 Bad Gateway</h1>" in response.text
+
+
+@pytest.mark.parametrize("scenario", ["token-slow", "slow-token-and-transport"])
+def test_slow_token_endpoint_answers_after_a_second_and_a_half(
+    m365: StartM365, https: requests.Session, scenario: str
+) -> None:
+    sandbox = m365(scenario)
+    started = time.monotonic()
+    access_token(sandbox, https, GRAPH_SCOPE)
+    assert 1.5 <= time.monotonic() - started < 3
+
+
+def test_rbac_only_tokens_carry_no_roles_and_still_send(
+    m365: StartM365, https: requests.Session, sandbox_ca: SandboxCA
+) -> None:
+    sandbox = m365("rbac-only")
+    graph_token = access_token(sandbox, https, GRAPH_SCOPE)
+    exchange_token = access_token(sandbox, https, EXCHANGE_SCOPE)
+    assert "roles" not in jwt_part(graph_token, 1)
+    assert "roles" not in jwt_part(exchange_token, 1)
+    assert send_mail(sandbox, https, graph_token).status_code == 202
+    with exchange_session(sandbox, sandbox_ca) as client:
+        assert xoauth2_login(client, SANDBOX_USER, exchange_token) == replies.AUTH_SUCCESSFUL
+
+
+# Graph
+
+
+def test_graph_send_mail_is_accepted_with_202_and_recorded(
+    m365: StartM365, https: requests.Session
+) -> None:
+    sandbox = m365()
+    token = access_token(sandbox, https, GRAPH_SCOPE)
+    response = send_mail(sandbox, https, token)
+    assert response.status_code == 202
+    assert response.content == b""
+    assert re.fullmatch(GUID, response.headers["request-id"])
+    # By object id as well as by user principal name.
+    object_id = SANDBOX_MAILBOXES[SANDBOX_OPS_MAILBOX]
+    assert send_mail(sandbox, https, token, user=object_id).status_code == 202
+    first, second = sandbox.graph_messages
+    assert (first.mailbox, first.sender, first.to, first.subject) == (
+        SANDBOX_USER,
+        SANDBOX_USER,
+        ("alerts@example.com",),
+        "probe",
+    )
+    assert first.save_to_sent_items is False
+    assert second.mailbox == SANDBOX_OPS_MAILBOX
+
+
+def test_graph_refuses_a_message_without_recipients(
+    m365: StartM365, https: requests.Session
+) -> None:
+    sandbox = m365()
+    token = access_token(sandbox, https, GRAPH_SCOPE)
+    status, code, message = graph_error(send_mail(sandbox, https, token, recipients=()))
+    assert (status, code) == (400, "ErrorInvalidRecipients")
+    assert "contains no recipients" in message
+    assert sandbox.graph_messages == []
+
+
+def test_graph_refuses_an_unknown_user(m365: StartM365, https: requests.Session) -> None:
+    sandbox = m365()
+    token = access_token(sandbox, https, GRAPH_SCOPE)
+    response = send_mail(sandbox, https, token, user="nobody@sandbox.test")
+    assert graph_error(response) == (
+        404,
+        "ErrorInvalidUser",
+        "The requested user 'nobody@sandbox.test' is invalid.",
+    )
+
+
+@pytest.mark.parametrize(
+    ("token_kind", "message"),
+    [
+        ("none", "Access token is empty."),
+        ("foreign-key", "Access token validation failure."),
+        ("expired", "Lifetime validation failed, the token is expired."),
+        ("exchange", "Access token validation failure. Invalid audience."),
+    ],
+)
+def test_graph_refuses_bad_tokens_with_401(
+    m365: StartM365,
+    https: requests.Session,
+    foreign_tokens: AccessTokens,
+    token_kind: str,
+    message: str,
+) -> None:
+    sandbox = m365()
+    graph = "https://graph.microsoft.com"
+    token = {
+        "none": None,
+        "foreign-key": foreign_tokens.mint(graph, roles=["Mail.Send"]),
+        "expired": sandbox.tokens.mint(graph, roles=["Mail.Send"], issued_at=time.time() - 7200,
+                                       lifetime=3600),
+        "exchange": access_token(sandbox, https, EXCHANGE_SCOPE),
+    }[token_kind]
+    response = send_mail(sandbox, https, token)
+    assert graph_error(response) == (401, "InvalidAuthenticationToken", message)
+    assert response.headers["WWW-Authenticate"].startswith("Bearer ")
+    assert sandbox.graph_messages == []
+
+
+@pytest.mark.parametrize(
+    ("scenario", "status", "code", "message", "retry_after"),
+    [
+        ("graph-denied", 403, "ErrorAccessDenied",
+         "Access is denied. Check credentials and try again.", None),
+        ("graph-no-roles", 401, "NoPermissionsInAccessToken",
+         "The token contains no permissions, or permissions can not be understood.", None),
+        ("graph-access-policy", 403, "ErrorAccessDenied", "Access to OData is disabled.", None),
+        ("graph-mailbox-not-enabled", 404, "MailboxNotEnabledForRESTAPI",
+         "The mailbox is either inactive, soft-deleted, or is hosted on-premise.", None),
+        ("graph-resource-not-found", 404, "ResourceNotFound", "Resource could not be discovered.",
+         None),
+        ("graph-throttled", 429, "ApplicationThrottled",
+         "Application is over its MailboxConcurrency limit.", "10"),
+        ("graph-unavailable", 503, "ServiceNotAvailable",
+         "The service is temporarily unavailable for maintenance or is overloaded.", "20"),
+    ],
+)
+def test_graph_scenarios_answer_a_valid_send_mail(
+    m365: StartM365,
+    https: requests.Session,
+    scenario: str,
+    status: int,
+    code: str,
+    message: str,
+    retry_after: str | None,
+) -> None:
+    sandbox = m365(scenario)
+    token = access_token(sandbox, https, GRAPH_SCOPE)
+    if scenario == "graph-no-roles":
+        assert "roles" not in jwt_part(token, 1)
+    response = send_mail(sandbox, https, token)
+    assert graph_error(response) == (status, code, message)
+    assert response.headers.get("Retry-After") == retry_after
+    assert sandbox.graph_messages == []
+
+
+def test_graph_not_json_answers_with_a_proxy_page(
+    m365: StartM365, https: requests.Session
+) -> None:
+    sandbox = m365("graph-not-json")
+    response = send_mail(sandbox, https, access_token(sandbox, https, GRAPH_SCOPE))
+    assert response.status_code == 502
+    assert response.headers["Content-Type"] == "text/html"
+    assert "502 Bad Gateway" in response.text
+
+
+def test_a_graph_scenario_leaves_the_token_endpoint_alone(
+    m365: StartM365, https: requests.Session
+) -> None:
+    sandbox = m365("graph-not-json")
+    claims = jwt_part(access_token(sandbox, https, GRAPH_SCOPE), 1)
+    assert claims["roles"] == ["Mail.Send"]
+
+
+# Exchange SMTP
+
+
+def test_exchange_greets_and_offers_xoauth2_only_after_starttls(
+    m365: StartM365, sandbox_ca: SandboxCA
+) -> None:
+    sandbox = m365()
+    client = smtplib.SMTP(sandbox.smtp_host, sandbox.smtp_port, timeout=TIMEOUT)
+    try:
+        code, hello = client.ehlo()
+        assert (code, hello.decode().splitlines()[0]) == (
+            250,
+            "SN4PR0501CA0042.outlook.office365.com Hello [127.0.0.1]",
+        )
+        assert client.has_extn("starttls") and not client.has_extn("auth")
+        assert client.esmtp_features["size"] == "157286400"
+        assert client.starttls(context=sandbox_ca.client_context()) == (
+            220,
+            b"2.0.0 SMTP server ready",
+        )
+        client.ehlo()
+        assert client.esmtp_features["auth"].split() == ["LOGIN", "XOAUTH2"]
+        assert not client.has_extn("starttls")
+    finally:
+        client.close()
+    with raw_client(sandbox.exchange) as raw:
+        assert re.fullmatch(
+            r"220 SN4PR0501CA0042\.outlook\.office365\.com Microsoft ESMTP MAIL Service ready "
+            r"at \w{3}, \d\d \w{3} \d{4} \d\d:\d\d:\d\d [+-]\d{4}",
+            raw.last(),
+        )
+
+
+def test_mail_from_before_auth_is_5_7_57(m365: StartM365, sandbox_ca: SandboxCA) -> None:
+    with exchange_session(m365(), sandbox_ca) as client:
+        assert re.fullmatch(
+            rf"530 5\.7\.57 Client not authenticated to send mail\. {EXCHANGE_TRAILER}",
+            reply_text(*client.mail(SANDBOX_USER)),
+        )
+
+
+@pytest.mark.parametrize("form", ["challenge", "initial-response"])
+def test_xoauth2_authenticates_and_the_message_is_accepted(
+    m365: StartM365, https: requests.Session, sandbox_ca: SandboxCA, form: str
+) -> None:
+    sandbox = m365()
+    token = access_token(sandbox, https, EXCHANGE_SCOPE)
+    with exchange_session(sandbox, sandbox_ca) as client:
+        if form == "challenge":
+            assert xoauth2_login(client, SANDBOX_USER, token) == replies.AUTH_SUCCESSFUL
+        else:
+            # Longer than SMTP's 512-octet command line, which the listener allows for AUTH.
+            reply = reply_text(*client.docmd("AUTH", f"XOAUTH2 {xoauth2(SANDBOX_USER, token)}"))
+            assert reply == replies.AUTH_SUCCESSFUL
+        assert reply_text(*client.mail(SANDBOX_USER)) == "250 2.1.0 Sender OK"
+        assert reply_text(*client.rcpt("alerts@example.com")) == "250 2.1.5 Recipient OK"
+        code, text = client.data(PROBE)
+        assert code == 250
+        assert re.fullmatch(
+            r"2\.0\.0 OK <[0-9a-f]{32}@sn4pr0501ca0042\.namprd05\.prod\.outlook\.com> "
+            r"\[Hostname=SN4PR0501CA0042\.namprd05\.prod\.outlook\.com\]",
+            text.decode(),
+        )
+        client.quit()
+    [received] = sandbox.smtp_messages
+    assert received.authenticated_as == SANDBOX_USER
+    assert received.rcpt_tos == ("alerts@example.com",)
+    assert received.message["Subject"] == "probe"
+
+
+@pytest.mark.parametrize(
+    ("user", "token_kind", "expected"),
+    [
+        (SANDBOX_USER, "graph", AUTH_UNSUCCESSFUL),
+        (SANDBOX_USER, "foreign-key", AUTH_UNSUCCESSFUL),
+        (SANDBOX_USER, "expired", AUTH_UNSUCCESSFUL),
+        ("nobody@sandbox.test", "exchange", AUTH_UNSUCCESSFUL),
+    ],
+    ids=["graph-token", "foreign-key", "expired", "unknown-mailbox"],
+)
+def test_xoauth2_refuses_tokens_and_users_exchange_does_not_accept(
+    m365: StartM365,
+    https: requests.Session,
+    sandbox_ca: SandboxCA,
+    foreign_tokens: AccessTokens,
+    user: str,
+    token_kind: str,
+    expected: str,
+) -> None:
+    sandbox = m365()
+    exchange = "https://outlook.office365.com"
+    token = {
+        "graph": lambda: access_token(sandbox, https, GRAPH_SCOPE),
+        "foreign-key": lambda: foreign_tokens.mint(exchange, roles=["SMTP.SendAsApp"]),
+        "expired": lambda: sandbox.tokens.mint(
+            exchange, roles=["SMTP.SendAsApp"], issued_at=time.time() - 7200, lifetime=3600
+        ),
+        "exchange": lambda: access_token(sandbox, https, EXCHANGE_SCOPE),
+    }[token_kind]()
+    with exchange_session(sandbox, sandbox_ca) as client:
+        assert re.fullmatch(expected, xoauth2_login(client, user, token))
+        assert reply_text(*client.mail(user)).startswith("530 5.7.57 ")
+
+
+@pytest.mark.parametrize(
+    "blob",
+    [
+        base64.b64encode(b"user=monitor@sandbox.test\x01auth=Bearer x").decode(),
+        base64.b64encode(b"user=monitor@sandbox.test\x01auth=Basic x\x01\x01").decode(),
+        "not base64!",
+    ],
+    ids=["unterminated", "not-bearer", "not-base64"],
+)
+def test_xoauth2_malformed_blob_is_5_5_124(
+    m365: StartM365, sandbox_ca: SandboxCA, blob: str
+) -> None:
+    with exchange_session(m365(), sandbox_ca) as client:
+        assert client.docmd("AUTH", "XOAUTH2")[0] == 334
+        assert reply_text(*client.docmd(blob)) == replies.EXCHANGE_XOAUTH2_MALFORMED
+
+
+def test_send_as_another_mailbox_is_refused_only_at_the_end_of_data(
+    m365: StartM365, https: requests.Session, sandbox_ca: SandboxCA
+) -> None:
+    sandbox = m365()
+    token = access_token(sandbox, https, EXCHANGE_SCOPE)
+    with exchange_session(sandbox, sandbox_ca) as client:
+        assert xoauth2_login(client, SANDBOX_USER, token) == replies.AUTH_SUCCESSFUL
+        assert reply_text(*client.mail(SANDBOX_OPS_MAILBOX)) == "250 2.1.0 Sender OK"
+        assert reply_text(*client.rcpt("alerts@example.com")) == "250 2.1.5 Recipient OK"
+        reply = reply_text(*client.data(PROBE.replace(SANDBOX_USER, SANDBOX_OPS_MAILBOX)))
+    assert reply.startswith(
+        f"554 5.2.252 SendAsDenied; {SANDBOX_USER} not allowed to send as "
+        f"{SANDBOX_OPS_MAILBOX}; STOREDRV.Submission.Exception:SendAsDeniedException"
+    )
+    assert sandbox.smtp_messages == []
+
+
+@pytest.mark.parametrize(
+    ("scenario", "expected"),
+    [
+        ("sp-not-registered", AUTH_UNSUCCESSFUL),
+        (
+            "auth-disabled",
+            r"535 5\.7\.139 Authentication unsuccessful, SmtpClientAuthentication is disabled "
+            rf"for the Tenant\. Visit https://aka\.ms/smtp_auth_disabled for more information\. "
+            rf"{EXCHANGE_TRAILER}",
+        ),
+        (
+            "smtp-auth-disabled-mailbox",
+            r"535 5\.7\.139 Authentication unsuccessful, SmtpClientAuthentication is disabled "
+            rf"for the Mailbox\. .*{EXCHANGE_TRAILER}",
+        ),
+        (
+            "smtp-conditional-access",
+            r"535 5\.7\.139 Authentication unsuccessful, the request did not meet the criteria "
+            rf"to be authenticated successfully\. Contact your administrator\. {EXCHANGE_TRAILER}",
+        ),
+        ("xoauth2-malformed", re.escape(replies.EXCHANGE_XOAUTH2_MALFORMED)),
+        (
+            "mailbox-logon-failure-auth",
+            r"430 4\.2\.0 STOREDRV; mailbox logon failure; .*cn=monitor@sandbox\.test\. "
+            r"MapiExceptionLogonFailed.*",
+        ),
+    ],
+)
+def test_exchange_scenarios_refuse_a_valid_xoauth2_login(
+    m365: StartM365, https: requests.Session, sandbox_ca: SandboxCA, scenario: str, expected: str
+) -> None:
+    sandbox = m365(scenario)
+    token = access_token(sandbox, https, EXCHANGE_SCOPE)
+    with exchange_session(sandbox, sandbox_ca) as client:
+        assert re.fullmatch(expected, xoauth2_login(client, SANDBOX_USER, token))
+
+
+@pytest.mark.parametrize(
+    ("scenario", "expected"),
+    [
+        (
+            "mailbox-logon-failure",
+            r"430 4\.2\.0 STOREDRV; mailbox logon failure; .*MapiExceptionLogonFailed.*",
+        ),
+        (
+            "send-as-denied",
+            rf"554 5\.2\.252 SendAsDenied; {SANDBOX_USER} not allowed to send as "
+            rf"{SANDBOX_USER}; .*",
+        ),
+        (
+            "send-as-denied-5760",
+            r"550 5\.7\.60 SMTP; Client does not have permissions to send as this sender .*",
+        ),
+    ],
+)
+def test_exchange_scenarios_refuse_at_the_end_of_data(
+    m365: StartM365, https: requests.Session, sandbox_ca: SandboxCA, scenario: str, expected: str
+) -> None:
+    sandbox = m365(scenario)
+    token = access_token(sandbox, https, EXCHANGE_SCOPE)
+    with exchange_session(sandbox, sandbox_ca) as client:
+        assert xoauth2_login(client, SANDBOX_USER, token) == replies.AUTH_SUCCESSFUL
+        assert reply_text(*client.mail(SANDBOX_USER)) == "250 2.1.0 Sender OK"
+        assert reply_text(*client.rcpt("alerts@example.com")) == "250 2.1.5 Recipient OK"
+        assert re.fullmatch(expected, reply_text(*client.data(PROBE)))
+    assert sandbox.smtp_messages == []
+
+
+def test_tls_too_old_answers_the_ehlo_after_starttls_and_closes(
+    m365: StartM365, sandbox_ca: SandboxCA
+) -> None:
+    sandbox = m365("tls-too-old")
+    client = smtplib.SMTP(sandbox.smtp_host, sandbox.smtp_port, timeout=TIMEOUT)
+    try:
+        client.ehlo()
+        client.starttls(context=sandbox_ca.client_context())
+        assert reply_text(*client.docmd("EHLO", "client.test")) == replies.EXCHANGE_TLS_TOO_OLD
+        with pytest.raises(smtplib.SMTPServerDisconnected):
+            client.docmd("NOOP")
+    finally:
+        client.close()
+
+
+def test_exchange_tempfail_answers_mail_from_with_451_prx4(
+    m365: StartM365, https: requests.Session, sandbox_ca: SandboxCA
+) -> None:
+    sandbox = m365("exchange-tempfail")
+    token = access_token(sandbox, https, EXCHANGE_SCOPE)
+    with exchange_session(sandbox, sandbox_ca) as client:
+        assert xoauth2_login(client, SANDBOX_USER, token) == replies.AUTH_SUCCESSFUL
+        assert re.fullmatch(
+            rf"451 4\.7\.0 Temporary server error\. Please try again later\. PRX4 "
+            rf"{EXCHANGE_TRAILER}",
+            reply_text(*client.mail(SANDBOX_USER)),
+        )
+
+
+@pytest.mark.parametrize("scenario", ["exchange-slow", "slow-token-and-transport"])
+def test_slow_exchange_greets_after_a_second_and_a_half(m365: StartM365, scenario: str) -> None:
+    sandbox = m365(scenario)
+    started = time.monotonic()
+    with raw_client(sandbox.exchange) as client:
+        assert client.last().startswith("220 SN4PR0501CA0042.outlook.office365.com ")
+    assert 1.5 <= time.monotonic() - started < 3
+
+
+def test_exchange_login_with_a_password_follows_the_scenario(
+    m365: StartM365, sandbox_ca: SandboxCA
+) -> None:
+    with exchange_session(m365(), sandbox_ca) as client:
+        assert client.login(SANDBOX_USER, SANDBOX_PASSWORD)[0] == 235
+    with (
+        exchange_session(m365("basic-auth-retired"), sandbox_ca) as client,
+        pytest.raises(smtplib.SMTPAuthenticationError) as refused,
+    ):
+        client.login(SANDBOX_USER, SANDBOX_PASSWORD)
+    assert refused.value.smtp_code == 550
+
+
+# Starting and stopping a local Microsoft 365
+
+
+def test_every_scenario_starts_and_stops_the_m365_listeners(
+    sandbox_ca: SandboxCA, sandbox_signing_key: SigningKey
+) -> None:
+    for name in SCENARIOS:
+        with start_m365(ca=sandbox_ca, scenario=name, signing_key=sandbox_signing_key) as sandbox:
+            assert sandbox.https.port > 0 and sandbox.smtp_port > 0
+
+
+def test_stopping_cuts_open_keep_alive_and_slow_requests_at_once(
+    m365: StartM365, https: requests.Session, ca_file: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    sandbox = m365("token-slow")
+    # A keep-alive connection, idle in the pool.
+    assert https.get(f"{sandbox.authority}/{SANDBOX_TENANT_ID}/discovery/v2.0/keys").ok
+    # And a token request the server is still sleeping on.
+    context = ssl.create_default_context(cafile=str(ca_file))
+    raw = context.wrap_socket(
+        socket.create_connection((sandbox.smtp_host, sandbox.https.port), timeout=TIMEOUT),
+        server_hostname=sandbox.smtp_host,
+    )
+    with raw:
+        raw.sendall(
+            f"POST /{SANDBOX_TENANT_ID}/oauth2/v2.0/token HTTP/1.1\r\nHost: x\r\n"
+            "Content-Length: 0\r\n\r\n".encode()
+        )
+        time.sleep(0.2)
+        started = time.monotonic()
+        sandbox.stop()
+        assert time.monotonic() - started < 1
+        try:
+            left = raw.recv(4096)
+        except (ConnectionError, ssl.SSLError):
+            left = b""
+        assert left == b""
+    gc.collect()
+    assert no_errors_logged(caplog)
+
+
+def test_oauth_args_point_the_plugin_at_a_running_sandbox(
+    m365: StartM365, ca_file: Path, client_secret_file: Path
+) -> None:
+    sandbox = m365()
+    arguments = oauth_args(sandbox, "o365-smtp", ca_file, client_secret_file)
+    options = dict(zip(arguments[::2], arguments[1::2], strict=True))
+    assert options == {
+        "--mode": "o365-smtp",
+        "-H": "127.0.0.1",
+        "-p": str(sandbox.smtp_port),
+        "--authority": sandbox.authority,
+        "--graph-url": sandbox.graph_url,
+        "--tenant-id": SANDBOX_TENANT_ID,
+        "--client-id": SANDBOX_CLIENT_ID,
+        "--client-secret-file": str(client_secret_file),
+        "--from": SANDBOX_USER,
+        "--ca-file": str(ca_file),
+    }
+    assert client_secret_file.read_text() == SANDBOX_CLIENT_SECRET
+    assert stat.S_IMODE(os.stat(client_secret_file).st_mode) == 0o600
+    graph = oauth_args(sandbox, "graph", ca_file, client_secret_file)
+    assert "-H" not in graph and "-p" not in graph

@@ -66,11 +66,17 @@ class GraphAnswer:
         return f"{self.status} {self.code}: {self.message}" if self.code else str(self.status)
 
 
+class OverTls(http.client.HTTPConnection):
+    """HTTP over a socket the chain already wrapped in TLS (no second CA store to load)."""
+
+    default_port = 443  # so the Host header carries no :443
+
+
 class GraphConnection:
     """HTTP/1.1 to Graph over an established TLS socket; every wait bounded by the deadline."""
 
     def __init__(self, tls_sock: ssl.SSLSocket, host: str, port: int, deadline: Deadline) -> None:
-        self.connection = http.client.HTTPSConnection(host, port)
+        self.connection = OverTls(host, port)
         self.connection.sock = tls_sock  # already connected and verified by the chain
         self.deadline = deadline
         self.sock = tls_sock

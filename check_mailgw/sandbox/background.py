@@ -1,6 +1,7 @@
 """Event loops in threads, and TCP listeners that can be stopped without leaving anything open."""
 
 import asyncio
+import contextlib
 import ipaddress
 import socket
 import ssl
@@ -157,7 +158,10 @@ class TcpService:
             task.cancel()
         await asyncio.gather(*self._connecting, return_exceptions=True)
         for transport in self._transports:
-            transport.abort()
+            # Python 3.11.2: an SSL transport closed twice has dropped its protocol
+            # and abort() fails on it; later versions make that abort a no-op.
+            with contextlib.suppress(AttributeError):
+                transport.abort()
         self._transports.clear()
         await settle()
         for conn in self._accepted:

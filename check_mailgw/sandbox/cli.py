@@ -1,4 +1,4 @@
-"""mailgw-sandbox: run local imitations of a mail gateway, or demo the plugin against them."""
+"""mailgw-sandbox: run local imitations of mail gateways and Microsoft 365, or demo the plugin."""
 
 import argparse
 import logging
@@ -17,6 +17,7 @@ from check_mailgw.sandbox.accounts import SANDBOX_USER, write_password_file
 from check_mailgw.sandbox.ca import SandboxCA
 from check_mailgw.sandbox.commands import (
     CA_FILE_NAME,
+    CLIENT_SECRET_FILE_NAME,
     PASSWORD_FILE_NAME,
     PORT_BASE_MAX,
     PORT_BASE_MIN,
@@ -24,9 +25,16 @@ from check_mailgw.sandbox.commands import (
     check_commands,
     shell_line,
 )
+from check_mailgw.sandbox.config_file import write_config
 from check_mailgw.sandbox.dns_server import DEFAULT_RECORDS, DnsServer, start_dns
-from check_mailgw.sandbox.scenarios import SCENARIOS
-from check_mailgw.sandbox.smtp_server import SmtpServer, start_smtp
+from check_mailgw.sandbox.m365 import M365Sandbox, start_m365
+from check_mailgw.sandbox.scenarios import PART_TITLES, SCENARIOS
+from check_mailgw.sandbox.smtp_server import Security, SmtpServer, start_smtp
+from check_mailgw.sandbox.tenant import (
+    SANDBOX_OPS_MAILBOX,
+    SANDBOX_TENANT_DOMAIN,
+    write_client_secret_file,
+)
 
 DEFAULT_PORT_BASE = 2500
 # Generous: a check's own timeout should always come first.
@@ -39,8 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mailgw-sandbox",
         description=(
             "Run a local imitation of a mail gateway (SMTP with STARTTLS, implicit TLS "
-            "and plain, plus DNS) on loopback, and print the check_mailgw command lines "
-            "that check it."
+            "and plain, plus DNS) and of Microsoft 365 (an Entra ID-like identity "
+            "provider, Graph sendMail and Exchange SMTP with XOAUTH2) on loopback, and "
+            "print the check_mailgw command lines that check them."
         ),
     )
     parser.add_argument(
@@ -48,21 +57,29 @@ def build_parser() -> argparse.ArgumentParser:
         default="ok",
         choices=list(SCENARIOS),
         metavar="NAME",
-        help="behaviour of the SMTP servers (default: ok; see --list-scenarios)",
+        help="how the servers behave (default: ok; see --list-scenarios)",
     )
     parser.add_argument(
         "--dir",
         type=Path,
-        help="where to write ca.pem and password (default: a new temporary directory, "
-        "removed on exit)",
+        help="where to write ca.pem, password and client-secret (default: a new temporary "
+        "directory, removed on exit)",
     )
     parser.add_argument(
         "--port-base",
         type=int,
         default=DEFAULT_PORT_BASE,
         metavar="N",
-        help="listen on N+87 (STARTTLS), N-35 (implicit TLS), N+25 (plain), N+53 (DNS): "
-        "2587, 2465, 2525 and 2553 by default; 0 picks free ports",
+        help="listen on N+87 (STARTTLS), N-35 (implicit TLS), N+25 (plain), N+53 (DNS), "
+        "N-57 (HTTPS: identity provider and Graph), N+88 (Exchange SMTP): 2587, 2465, "
+        "2525, 2553, 2443 and 2588 by default; 0 picks free ports",
+    )
+    parser.add_argument(
+        "--write-config",
+        type=Path,
+        metavar="FILE",
+        help="also write a check_mailgw config file with a profile per mode (smtp, "
+        "o365-smtp, graph) pointing at the running sandbox",
     )
     parser.add_argument("--list-scenarios", action="store_true", help="list the scenarios and exit")
     parser.add_argument(
@@ -77,9 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.list_scenarios:
-        width = max(len(name) for name in SCENARIOS)
-        for scenario in SCENARIOS.values():
-            print(f"{scenario.name:<{width}}  {scenario.description}")
+        print(_scenario_list())
         return 0
     if args.port_base and not PORT_BASE_MIN <= args.port_base <= PORT_BASE_MAX:
         parser.error(f"--port-base must be 0 or between {PORT_BASE_MIN} and {PORT_BASE_MAX}")
@@ -100,6 +115,7 @@ def _run(args: argparse.Namespace) -> int:
             directory.mkdir(parents=True, exist_ok=True)
             ca.write_ca(directory / CA_FILE_NAME)
             write_password_file(directory / PASSWORD_FILE_NAME)
+            write_client_secret_file(directory / CLIENT_SECRET_FILE_NAME)
         except OSError as error:
             print(f"mailgw-sandbox: cannot write the sandbox files: {error}", file=sys.stderr)
             return 2
@@ -107,12 +123,22 @@ def _run(args: argparse.Namespace) -> int:
             # Caught from the start, so that a signal during startup still stops cleanly.
             stop = None if args.demo else stack.enter_context(_stop_signals())
             try:
-                dns, smtp, ports = _start_servers(stack, ca, args.scenario, args.port_base)
+                dns, smtp, cloud, ports = _start_servers(stack, ca, args.scenario, args.port_base)
             except OSError as error:
                 print(f"mailgw-sandbox: cannot start the servers: {error}", file=sys.stderr)
                 return 2
             commands = check_commands(directory, ports)
-            print(_banner(args.scenario, directory, temporary, dns, smtp, commands), flush=True)
+            print(
+                _banner(args.scenario, directory, temporary, dns, smtp, cloud, commands),
+                flush=True,
+            )
+            if args.write_config is not None:
+                try:
+                    write_config(args.write_config, directory, ports, cloud)
+                except OSError as error:
+                    print(f"mailgw-sandbox: cannot write the config: {error}", file=sys.stderr)
+                    return 2
+                print(_config_note(args.write_config, temporary), flush=True)
             if stop is None:
                 return _run_demo(commands)
             print(READY_LINE, flush=True)
@@ -142,29 +168,53 @@ def _stop_signals() -> Iterator[threading.Event]:
             signal.signal(sig, handler)
 
 
+def _scenario_list() -> str:
+    """Every scenario, under the part of the sandbox it changes."""
+    width = max(len(name) for name in SCENARIOS)
+    blocks: list[str] = []
+    for part, title in PART_TITLES.items():
+        members = [scenario for scenario in SCENARIOS.values() if scenario.part == part]
+        if members:
+            lines = [f"  {s.name:<{width}}  {s.description}" for s in members]
+            blocks.append("\n".join([f"{title}:", *lines]))
+    return "\n\n".join(blocks)
+
+
 def _start_servers(
     stack: ExitStack, ca: SandboxCA, scenario: str, port_base: int
-) -> tuple[DnsServer, dict[str, SmtpServer], SandboxPorts]:
+) -> tuple[DnsServer, dict[Security, SmtpServer], M365Sandbox, SandboxPorts]:
     wanted = SandboxPorts.from_base(port_base)
     dns = stack.enter_context(start_dns(DEFAULT_RECORDS, host=wanted.host, port=wanted.dns))
+    listeners: tuple[tuple[Security, int], ...] = (
+        ("starttls", wanted.starttls),
+        ("implicit", wanted.implicit),
+        ("plain", wanted.plain),
+    )
     smtp = {
         security: stack.enter_context(
             start_smtp(security=security, scenario=scenario, ca=ca, host=wanted.host, port=port)
         )
-        for security, port in (
-            ("starttls", wanted.starttls),
-            ("implicit", wanted.implicit),
-            ("plain", wanted.plain),
-        )
+        for security, port in listeners
     }
+    cloud = stack.enter_context(
+        start_m365(
+            ca=ca,
+            scenario=scenario,
+            host=wanted.host,
+            https_port=wanted.https,
+            smtp_port=wanted.exchange,
+        )
+    )
     ports = SandboxPorts(
         starttls=smtp["starttls"].port,
         implicit=smtp["implicit"].port,
         plain=smtp["plain"].port,
         dns=dns.port,
+        https=cloud.https.port,
+        exchange=cloud.smtp_port,
         host=wanted.host,
     )
-    return dns, smtp, ports
+    return dns, smtp, cloud, ports
 
 
 def _banner(
@@ -172,11 +222,13 @@ def _banner(
     directory: Path,
     temporary: bool,
     dns: DnsServer,
-    smtp: dict[str, SmtpServer],
+    smtp: dict[Security, SmtpServer],
+    cloud: M365Sandbox,
     commands: list[list[str]],
 ) -> str:
     names = ", ".join(f"{name} -> {' '.join(ips)}" for name, ips in DEFAULT_RECORDS.items())
     where = f"{directory} (removed on exit)" if temporary else str(directory)
+    secret_file = directory / CLIENT_SECRET_FILE_NAME
     lines = [
         f'check_mailgw sandbox, scenario "{scenario}": {SCENARIOS[scenario].description}',
         f"  SMTP with STARTTLS    {smtp['starttls'].host}:{smtp['starttls'].port}",
@@ -184,6 +236,11 @@ def _banner(
         f"  SMTP, plain           {smtp['plain'].host}:{smtp['plain'].port}",
         f"  DNS (UDP and TCP)     {dns.address}  {names}",
         f"  account               {SANDBOX_USER}, password in {directory / PASSWORD_FILE_NAME}",
+        f"  identity + Graph      {cloud.authority}  (HTTPS: Entra ID-like tokens, sendMail)",
+        f"  Exchange SMTP         {cloud.smtp_host}:{cloud.smtp_port}  (STARTTLS, AUTH XOAUTH2)",
+        f"  tenant id             {cloud.tenant_id}  (or {SANDBOX_TENANT_DOMAIN})",
+        f"  client id             {cloud.client_id}, secret in {secret_file}",
+        f"  mailboxes             {cloud.mailbox}, {SANDBOX_OPS_MAILBOX}",
         f"  CA certificate        {directory / CA_FILE_NAME}",
         f"  files                 {where}",
         "",
@@ -192,6 +249,17 @@ def _banner(
         "",
     ]
     return "\n".join(lines)
+
+
+def _config_note(path: Path, temporary: bool) -> str:
+    lines = [
+        f"Config file written to {path}; use it with:",
+        f"  {shell_line(['--config', str(path), '--profile', 'smtp'])}"
+        "   (or --profile o365-smtp, --profile graph)",
+    ]
+    if temporary:
+        lines.append("  (it names files in the temporary directory: give --dir to keep them)")
+    return "\n".join(lines) + "\n"
 
 
 def _run_demo(commands: list[list[str]]) -> int:

@@ -1,7 +1,7 @@
 """SMTP replies the sandbox sends, in one place.
 
 Replies with braces are templates filled in when sent. The Exchange Online
-texts follow REFERENCE.md section 4; the others follow Postfix wording.
+texts follow REFERENCE.md sections 4 and 9; the others follow Postfix wording.
 """
 
 SANDBOX_HOSTNAME = "mail.sandbox.test"
@@ -9,6 +9,10 @@ SANDBOX_GREETING_TEXT = "ESMTP check_mailgw sandbox"
 
 EXCHANGE_HOSTNAME = "SN4PR0501CA0042.outlook.office365.com"
 EXCHANGE_GREETING_TEXT = "Microsoft ESMTP MAIL Service ready at {date}"
+# The front-end server named in reply trailers, and the trailer itself:
+# "[<host> <ISO time> <id>]", the id being what support cases quote.
+EXCHANGE_BACKEND = "SN4PR0501CA0042.namprd05.prod.outlook.com"
+_TRAILER = f"[{EXCHANGE_BACKEND} {{timestamp}} 08DC1234567890AB]"
 
 # Session
 BYE = "221 2.0.0 Bye"
@@ -44,12 +48,64 @@ NO_SMTP_SERVICE = "554 5.3.2 mail.sandbox.test No SMTP service here"
 SSH_BANNER = "SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3"
 EXCHANGE_AUTH_DISABLED = (
     "535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the "
-    "Tenant. Visit https://aka.ms/smtp_auth_disabled for more information. "
-    "[SN4PR0501CA0042.namprd05.prod.outlook.com {timestamp} 08DC1234567890AB]"
+    f"Tenant. Visit https://aka.ms/smtp_auth_disabled for more information. {_TRAILER}"
 )
 EXCHANGE_BASIC_AUTH_RETIRED = (
     "550 5.7.30 Basic authentication is not supported for Client Submission."
 )
 EXCHANGE_SERVER_BUSY = (
     "451 4.7.500 Server busy. Please try again later. [SN4PR0501CA0042.namprd05.prod.outlook.com]"
+)
+
+# Exchange Online's own session texts, for the Exchange SMTP listener
+EXCHANGE_EHLO_HELLO = "{hostname} Hello [{peer}]"
+EXCHANGE_MESSAGE_SIZE = 157_286_400
+EXCHANGE_STARTTLS_READY = "220 2.0.0 SMTP server ready"
+EXCHANGE_OK = "250 2.0.0 OK"
+EXCHANGE_RESETTING = "250 2.0.0 Resetting"
+EXCHANGE_SENDER_OK = "250 2.1.0 Sender OK"
+EXCHANGE_RECIPIENT_OK = "250 2.1.5 Recipient OK"
+EXCHANGE_QUEUED = f"250 2.0.0 OK <{{message_id}}> [Hostname={EXCHANGE_BACKEND}]"
+EXCHANGE_BYE = "221 2.0.0 Service closing transmission channel"
+EXCHANGE_NOT_AUTHENTICATED = f"530 5.7.57 Client not authenticated to send mail. {_TRAILER}"
+EXCHANGE_AUTH_NOT_OFFERED = f"504 5.7.4 Unrecognized authentication type {_TRAILER}"
+EXCHANGE_RECIPIENT_NOT_FOUND = (
+    "550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient {address} not found by SMTP address "
+    "lookup"
+)
+
+# Exchange Online's refusals of XOAUTH2 and of the message
+EXCHANGE_AUTH_UNSUCCESSFUL = f"535 5.7.3 Authentication unsuccessful {_TRAILER}"
+EXCHANGE_XOAUTH2_MALFORMED = "501 5.5.124 Invalid XOAUTH2 auth data"
+EXCHANGE_MAILBOX_AUTH_DISABLED = (
+    "535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the "
+    f"Mailbox. Visit https://aka.ms/smtp_auth_disabled for more information. {_TRAILER}"
+)
+EXCHANGE_CONDITIONAL_ACCESS = (
+    "535 5.7.139 Authentication unsuccessful, the request did not meet the criteria to be "
+    f"authenticated successfully. Contact your administrator. {_TRAILER}"
+)
+EXCHANGE_MAILBOX_LOGON_FAILURE = (
+    "430 4.2.0 STOREDRV; mailbox logon failure; Failed to process message due to a transient "
+    "exception with message [BeginDiagnosticData]Cannot open mailbox "
+    "/o=ExchangeLabs/ou=Exchange Administrative Group/cn=Recipients/cn={user}. "
+    "MapiExceptionLogonFailed: Logon failed.[EndDiagnosticData] "
+    f"[Hostname={EXCHANGE_BACKEND}]"
+)
+EXCHANGE_SEND_AS_DENIED = (
+    "554 5.2.252 SendAsDenied; {user} not allowed to send as {sender}; "
+    "STOREDRV.Submission.Exception:SendAsDeniedException.MapiExceptionSendAsDenied; Failed to "
+    "process message due to a permanent exception with message [BeginDiagnosticData]Cannot "
+    f"submit message.[EndDiagnosticData] [Hostname={EXCHANGE_BACKEND}]"
+)
+EXCHANGE_NO_SEND_AS_PERMISSION = (
+    "550 5.7.60 SMTP; Client does not have permissions to send as this sender "
+    f"[{EXCHANGE_BACKEND} {{timestamp}}]"
+)
+EXCHANGE_TLS_TOO_OLD = (
+    "421 4.7.66 TLS 1.0 and 1.1 are not supported. Please upgrade/update your client to support "
+    "TLS 1.2. Visit https://aka.ms/smtp_auth_tls."
+)
+EXCHANGE_TEMPORARY_ERROR = (
+    f"451 4.7.0 Temporary server error. Please try again later. PRX4 {_TRAILER}"
 )

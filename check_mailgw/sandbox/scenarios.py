@@ -1,27 +1,49 @@
-"""The sandbox's named scenarios: each one changes only what its description says."""
+"""The sandbox's named scenarios: each one changes only what its description says.
+
+One namespace for every part of the sandbox. Fields without a prefix shape every
+SMTP listener (the Exchange one too); token_* the identity provider's token
+endpoint, graph_* the Graph API, exchange_* (and xoauth2_*, end_of_data_*,
+tls_ehlo_*) only the Exchange SMTP listener.
+"""
 
 from dataclasses import dataclass
 from typing import Literal
 
-from check_mailgw.sandbox import replies
+from check_mailgw.sandbox import entra_errors, graph_errors, replies
+from check_mailgw.sandbox.entra_errors import EntraError
+from check_mailgw.sandbox.graph_errors import GraphError
+from check_mailgw.sandbox.http_answers import BAD_GATEWAY, ProxyFailure
 
 TlsSetup = Literal["valid", "wrong-host", "expired", "expiring", "handshake-failure"]
 
 # Misbehaviour too crude for an SMTP engine, played by check_mailgw.sandbox.scripted.
 Script = Literal["reply-and-close", "reply-and-await-quit", "reply-and-idle", "idle", "blackhole"]
 
+# The part of the sandbox a scenario changes, for --list-scenarios.
+Part = Literal["all", "smtp", "token", "graph", "exchange", "several"]
+PART_TITLES: dict[Part, str] = {
+    "all": "Everything healthy",
+    "smtp": "Every SMTP listener (the Exchange one too)",
+    "token": "Identity provider: token endpoint and the tokens it issues",
+    "graph": "Graph API",
+    "exchange": "Exchange SMTP listener (XOAUTH2)",
+    "several": "Several parts at once",
+}
+
 
 @dataclass(frozen=True)
 class Scenario:
-    """Behaviour of a sandbox SMTP server, as data."""
+    """Behaviour of the sandbox's servers, as data."""
 
     name: str
     description: str
+    part: Part = "smtp"
     hostname: str = replies.SANDBOX_HOSTNAME
     greeting_text: str = replies.SANDBOX_GREETING_TEXT
     offers_starttls: bool = True
     offers_auth: bool = True
-    auth_mechanisms: tuple[str, ...] = ("PLAIN", "LOGIN")
+    # None: the listener's own (PLAIN LOGIN; Exchange: LOGIN XOAUTH2).
+    auth_mechanisms: tuple[str, ...] | None = None
     # AUTH is advertised before TLS but refused until STARTTLS.
     auth_needs_starttls: bool = False
     # Answer to every AUTH once the client has sent its credentials.
@@ -32,10 +54,31 @@ class Scenario:
     tls: TlsSetup = "valid"
     script: Script | None = None
     opening: str | None = None
+    # Outages (throttling, 5xx, a proxy's page) answer before the request is
+    # looked at; refusals (EntraError) once the request itself is fine.
+    token_failure: EntraError | ProxyFailure | None = None
+    token_delay: float = 0.0
+    # Whether tokens carry the app's roles (consented API permissions).
+    token_roles: bool = True
+    # Outages answer before the token is looked at; refusals once the token
+    # and the user are fine.
+    graph_failure: GraphError | ProxyFailure | None = None
+    exchange_greeting_delay: float = 0.0
+    # Answer to AUTH XOAUTH2 once the client has sent its blob.
+    xoauth2_reply: str | None = None
+    exchange_mail_reply: str | None = None
+    # Answer at the end of DATA, instead of accepting the message.
+    end_of_data_reply: str | None = None
+    # Answer to the EHLO after STARTTLS, before the connection is closed.
+    tls_ehlo_reply: str | None = None
 
 
 _SCENARIOS = (
-    Scenario("ok", "a healthy submission server: STARTTLS or TLS, AUTH PLAIN/LOGIN, delivery"),
+    Scenario(
+        "ok",
+        "all healthy: SMTP with AUTH PLAIN/LOGIN, tokens, Graph sendMail, Exchange XOAUTH2",
+        part="all",
+    ),
     Scenario(
         "no-starttls",
         "STARTTLS neither offered nor accepted; AUTH offered in cleartext",
@@ -60,6 +103,7 @@ _SCENARIOS = (
         hostname=replies.EXCHANGE_HOSTNAME,
         greeting_text=replies.EXCHANGE_GREETING_TEXT,
         auth_reply=replies.EXCHANGE_AUTH_DISABLED,
+        xoauth2_reply=replies.EXCHANGE_AUTH_DISABLED,
     ),
     Scenario(
         "basic-auth-retired",
@@ -111,6 +155,185 @@ _SCENARIOS = (
         tls="wrong-host",
     ),
     Scenario("cert-expiring", "the server certificate expires in 10 days", tls="expiring"),
+    # Identity provider
+    Scenario(
+        "secret-expired",
+        "the client secret has expired (401 AADSTS7000222)",
+        part="token",
+        token_failure=entra_errors.SECRET_EXPIRED,
+    ),
+    Scenario(
+        "app-disabled",
+        "the enterprise application is disabled (400 AADSTS7000112)",
+        part="token",
+        token_failure=entra_errors.APP_DISABLED,
+    ),
+    Scenario(
+        "conditional-access",
+        "Conditional Access blocks the app's token (400 AADSTS53003)",
+        part="token",
+        token_failure=entra_errors.CONDITIONAL_ACCESS,
+    ),
+    Scenario(
+        "certificate-unknown",
+        "no certificate registered for the client assertion (401 AADSTS700027)",
+        part="token",
+        token_failure=entra_errors.CERTIFICATE_UNKNOWN,
+    ),
+    Scenario(
+        "token-throttled",
+        "the token endpoint throttles (429, Retry-After: 30)",
+        part="token",
+        token_failure=entra_errors.THROTTLED,
+    ),
+    Scenario(
+        "token-unavailable",
+        "the token endpoint is unavailable (503)",
+        part="token",
+        token_failure=entra_errors.UNAVAILABLE,
+    ),
+    Scenario(
+        "token-not-json",
+        "a proxy answers the token request with an HTML page (502)",
+        part="token",
+        token_failure=BAD_GATEWAY,
+    ),
+    Scenario(
+        "token-slow",
+        "the token endpoint answers after 1.5 seconds",
+        part="token",
+        token_delay=1.5,
+    ),
+    Scenario(
+        "rbac-only",
+        "tokens carry no roles (Exchange RBAC for Applications); Graph and Exchange accept them",
+        part="token",
+        token_roles=False,
+    ),
+    # Graph
+    Scenario(
+        "graph-denied",
+        "sendMail refused: no Mail.Send (403 ErrorAccessDenied)",
+        part="graph",
+        graph_failure=graph_errors.ACCESS_DENIED,
+    ),
+    Scenario(
+        "graph-no-roles",
+        "tokens carry no roles and Graph refuses them (401 NoPermissionsInAccessToken)",
+        part="graph",
+        token_roles=False,
+        graph_failure=graph_errors.NO_PERMISSIONS,
+    ),
+    Scenario(
+        "graph-access-policy",
+        "an Application Access Policy excludes the mailbox (403 Access to OData is disabled)",
+        part="graph",
+        graph_failure=graph_errors.ACCESS_POLICY,
+    ),
+    Scenario(
+        "graph-mailbox-not-enabled",
+        "the mailbox is inactive or on-premises (404 MailboxNotEnabledForRESTAPI)",
+        part="graph",
+        graph_failure=graph_errors.MAILBOX_NOT_ENABLED,
+    ),
+    Scenario(
+        "graph-resource-not-found",
+        "the user has no mailbox (404 ResourceNotFound)",
+        part="graph",
+        graph_failure=graph_errors.RESOURCE_NOT_FOUND,
+    ),
+    Scenario(
+        "graph-throttled",
+        "Graph throttles the app (429 ApplicationThrottled, Retry-After: 10)",
+        part="graph",
+        graph_failure=graph_errors.THROTTLED,
+    ),
+    Scenario(
+        "graph-unavailable",
+        "Graph is unavailable (503, Retry-After: 20)",
+        part="graph",
+        graph_failure=graph_errors.UNAVAILABLE,
+    ),
+    Scenario(
+        "graph-not-json",
+        "a proxy answers Graph requests with an HTML page (502)",
+        part="graph",
+        graph_failure=BAD_GATEWAY,
+    ),
+    # Exchange SMTP
+    Scenario(
+        "sp-not-registered",
+        "the service principal is not registered in Exchange (535 5.7.3 with a valid token)",
+        part="exchange",
+        xoauth2_reply=replies.EXCHANGE_AUTH_UNSUCCESSFUL,
+    ),
+    Scenario(
+        "smtp-auth-disabled-mailbox",
+        "SMTP AUTH is disabled for the mailbox (535 5.7.139)",
+        part="exchange",
+        xoauth2_reply=replies.EXCHANGE_MAILBOX_AUTH_DISABLED,
+    ),
+    Scenario(
+        "smtp-conditional-access",
+        "Conditional Access refuses the SMTP login (535 5.7.139)",
+        part="exchange",
+        xoauth2_reply=replies.EXCHANGE_CONDITIONAL_ACCESS,
+    ),
+    Scenario(
+        "xoauth2-malformed",
+        "every XOAUTH2 blob is refused as malformed (501 5.5.124)",
+        part="exchange",
+        xoauth2_reply=replies.EXCHANGE_XOAUTH2_MALFORMED,
+    ),
+    Scenario(
+        "mailbox-logon-failure",
+        "AUTH succeeds, then the mailbox cannot be opened at the end of DATA (430 4.2.0)",
+        part="exchange",
+        end_of_data_reply=replies.EXCHANGE_MAILBOX_LOGON_FAILURE,
+    ),
+    Scenario(
+        "mailbox-logon-failure-auth",
+        "the mailbox cannot be opened, answered to AUTH (430 4.2.0)",
+        part="exchange",
+        xoauth2_reply=replies.EXCHANGE_MAILBOX_LOGON_FAILURE,
+    ),
+    Scenario(
+        "send-as-denied",
+        "the end of DATA is refused: no send-as right (554 5.2.252 SendAsDenied)",
+        part="exchange",
+        end_of_data_reply=replies.EXCHANGE_SEND_AS_DENIED,
+    ),
+    Scenario(
+        "send-as-denied-5760",
+        "the end of DATA is refused: no send-as permission (550 5.7.60)",
+        part="exchange",
+        end_of_data_reply=replies.EXCHANGE_NO_SEND_AS_PERMISSION,
+    ),
+    Scenario(
+        "tls-too-old",
+        "the EHLO after STARTTLS is answered 421 4.7.66 (TLS below 1.2) and the line closed",
+        part="exchange",
+        tls_ehlo_reply=replies.EXCHANGE_TLS_TOO_OLD,
+    ),
+    Scenario(
+        "exchange-tempfail",
+        "MAIL FROM answered 451 4.7.0 Temporary server error (PRX4)",
+        part="exchange",
+        exchange_mail_reply=replies.EXCHANGE_TEMPORARY_ERROR,
+    ),
+    Scenario(
+        "exchange-slow",
+        "the Exchange listener greets after 1.5 seconds",
+        part="exchange",
+        exchange_greeting_delay=1.5,
+    ),
+    Scenario(
+        "slow-token-and-transport",
+        "token endpoint and Exchange greeting each take 1.5 seconds",
+        part="several",
+        token_delay=1.5,
+        exchange_greeting_delay=1.5,
+    ),
 )
 
 SCENARIOS: dict[str, Scenario] = {scenario.name: scenario for scenario in _SCENARIOS}

@@ -10,9 +10,11 @@ from check_mailgw.sandbox import scripted
 from check_mailgw.sandbox.accounts import SANDBOX_PASSWORD, SANDBOX_USER, default_accounts
 from check_mailgw.sandbox.background import BackgroundLoop, RunningServer, TcpService, listen_on
 from check_mailgw.sandbox.ca import SandboxCA
+from check_mailgw.sandbox.exchange_session import ExchangeMailbox, ExchangeSMTP
 from check_mailgw.sandbox.scenarios import Scenario, get_scenario
 from check_mailgw.sandbox.smtp_session import Mailbox, Received, SandboxSMTP, Security
 from check_mailgw.sandbox.tls_refusal import RefusedHandshake
+from check_mailgw.sandbox.tokens import AccessTokens
 
 __all__ = [
     "SANDBOX_PASSWORD",
@@ -20,6 +22,7 @@ __all__ = [
     "Received",
     "Security",
     "SmtpServer",
+    "start_exchange_smtp",
     "start_smtp",
 ]
 
@@ -68,7 +71,36 @@ def start_smtp(
     if security not in get_args(Security):
         raise ValueError(f"unknown security {security!r}; choose one of {get_args(Security)}")
     chosen = get_scenario(scenario)
-    messages: list[Received] = []
+    mailbox = Mailbox(chosen, dict(accounts or default_accounts()))
+    return _start(mailbox, SandboxSMTP, security=security, ca=ca, host=host, port=port)
+
+
+def start_exchange_smtp(
+    *,
+    tokens: AccessTokens,
+    scenario: str = "ok",
+    ca: SandboxCA,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    accounts: dict[str, str] | None = None,
+) -> SmtpServer:
+    """Start an Exchange-like submission listener (STARTTLS, AUTH XOAUTH2 with tokens)."""
+    chosen = get_scenario(scenario)
+    mailbox = ExchangeMailbox(chosen, dict(accounts or default_accounts()), tokens=tokens)
+    return _start(mailbox, ExchangeSMTP, security="starttls", ca=ca, host=host, port=port)
+
+
+def _start(
+    mailbox: Mailbox,
+    smtp_class: type[SandboxSMTP],
+    *,
+    security: Security,
+    ca: SandboxCA,
+    host: str,
+    port: int,
+) -> SmtpServer:
+    chosen = mailbox.scenario
+    messages = mailbox.messages
     if chosen.script == "blackhole":
         hole = scripted.Blackhole(host, port)
         return SmtpServer(
@@ -85,8 +117,9 @@ def start_smtp(
     bound_port: int = sock.getsockname()[1]
     background = BackgroundLoop(f"sandbox-smtp-{bound_port}")
     try:
-        mailbox = Mailbox(chosen, dict(accounts or default_accounts()), messages)
-        factory, implicit = _session_factory(mailbox, security, context, background.loop)
+        factory, implicit = _session_factory(
+            mailbox, smtp_class, security, context, background.loop
+        )
         service = TcpService(background, sock, factory, ssl_context=implicit)
     except BaseException:
         sock.close()
@@ -117,6 +150,7 @@ def _server_context(ca: SandboxCA, scenario: Scenario) -> ssl.SSLContext:
 
 def _session_factory(
     mailbox: Mailbox,
+    smtp_class: type[SandboxSMTP],
     security: Security,
     context: ssl.SSLContext,
     loop: asyncio.AbstractEventLoop,
@@ -129,7 +163,7 @@ def _session_factory(
     if security == "implicit":
         if scenario.tls == "handshake-failure":
             return partial(RefusedHandshake, context), None
-        smtp = partial(SandboxSMTP, mailbox, security=security, starttls_context=None, loop=loop)
+        smtp = partial(smtp_class, mailbox, security=security, starttls_context=None, loop=loop)
         return smtp, context
-    smtp = partial(SandboxSMTP, mailbox, security=security, starttls_context=context, loop=loop)
+    smtp = partial(smtp_class, mailbox, security=security, starttls_context=context, loop=loop)
     return smtp, None

@@ -55,7 +55,14 @@ def recipient_exists(address: str) -> bool:
     return not (domain == "invalid" or domain.endswith(".invalid"))
 
 
-def _exchange_timestamp() -> str:
+def parse_message(envelope: Envelope) -> EmailMessage:
+    """The message of a finished DATA."""
+    message = BytesParser(policy=policy.default).parsebytes(envelope.original_content or b"")
+    assert isinstance(message, EmailMessage)
+    return message
+
+
+def exchange_timestamp() -> str:
     now = datetime.datetime.now(datetime.UTC)
     return now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -100,9 +107,11 @@ class Mailbox:
         return replies.RECIPIENT_OK
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        content = envelope.original_content or b""
-        message = BytesParser(policy=policy.default).parsebytes(content)
-        assert isinstance(message, EmailMessage)
+        self.record(session, envelope, parse_message(envelope))
+        return replies.QUEUED.format(queue_id=secrets.token_hex(5).upper())
+
+    def record(self, session: Session, envelope: Envelope, message: EmailMessage) -> None:
+        """Keep an accepted message for the tests to read."""
         self.messages.append(
             Received(
                 mail_from=envelope.mail_from or "",
@@ -111,7 +120,6 @@ class Mailbox:
                 authenticated_as=session.auth_data if session.authenticated else None,
             )
         )
-        return replies.QUEUED.format(queue_id=secrets.token_hex(5).upper())
 
     async def handle_RSET(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         return replies.OK
@@ -137,6 +145,11 @@ class SandboxSMTP(SMTP):
 
     AuthLoginUsernameChallenge = "Username:"
     AuthLoginPasswordChallenge = "Password:"
+    # What a dialect of the sandbox (Exchange's) words or offers differently.
+    default_mechanisms: tuple[str, ...] = ("PLAIN", "LOGIN")
+    message_size_limit = MAX_MESSAGE_SIZE
+    auth_required_reply = replies.AUTH_REQUIRED
+    encryption_required_reply = replies.ENCRYPTION_REQUIRED
 
     def __init__(
         self,
@@ -150,14 +163,20 @@ class SandboxSMTP(SMTP):
         self._security = security
         self._scenario = mailbox.scenario
         self._accounts = mailbox.accounts
+        self._offered_mechanisms = self._scenario.auth_mechanisms or self.default_mechanisms
+        hostname, greeting_text = self._identity()
         super().__init__(
             mailbox,
-            hostname=self._scenario.hostname,
-            ident=self._scenario.greeting_text.format(date=formatdate(localtime=True)),
+            hostname=hostname,
+            ident=greeting_text.format(date=formatdate(localtime=True)),
             tls_context=starttls_context,
-            data_size_limit=MAX_MESSAGE_SIZE,
+            data_size_limit=self.message_size_limit,
             loop=loop,
         )
+
+    def _identity(self) -> tuple[str, str]:
+        """The host name the server calls itself, and the rest of its greeting."""
+        return self._scenario.hostname, self._scenario.greeting_text
 
     def _tls_active(self) -> bool:
         return self._security == "implicit" or self._tls_protocol is not None
@@ -191,7 +210,7 @@ class SandboxSMTP(SMTP):
     async def check_auth_needed(self, caller_method: str) -> bool:
         assert self.session is not None
         if self._must_authenticate() and not self.session.authenticated:
-            await self.push(replies.AUTH_REQUIRED)
+            await self.push(self.auth_required_reply.format(timestamp=exchange_timestamp()))
             return True
         return False
 
@@ -203,10 +222,14 @@ class SandboxSMTP(SMTP):
         assert self.session is not None
         self.session.extended_smtp = True
         self.session.host_name = hostname
-        lines = [self.hostname, *self._extensions()]
+        lines = [self._ehlo_hello(hostname), *self._extensions()]
         # One write for the whole reply, as real servers do.
         reply = [f"250-{line}" for line in lines[:-1]] + [f"250 {lines[-1]}"]
         await self.push("\r\n".join(reply))
+
+    def _ehlo_hello(self, client_name: str) -> str:
+        """The first line of the EHLO reply."""
+        return self.hostname
 
     def _extensions(self) -> list[str]:
         extensions = [
@@ -218,7 +241,7 @@ class SandboxSMTP(SMTP):
         if self._starttls_offered():
             extensions.append("STARTTLS")
         if self._auth_advertised():
-            extensions.append("AUTH " + " ".join(self._scenario.auth_mechanisms))
+            extensions.append("AUTH " + " ".join(self._offered_mechanisms))
         return extensions
 
     async def smtp_STARTTLS(self, arg: str | None) -> None:
@@ -264,27 +287,38 @@ class SandboxSMTP(SMTP):
             await self.push(replies.STARTTLS_FIRST)
             return
         if not self._auth_advertised():
-            await self.push(replies.ENCRYPTION_REQUIRED)
+            await self.push(self.encryption_required_reply.format(timestamp=exchange_timestamp()))
             return
         mechanism, _, initial_response = (arg or "").strip().partition(" ")
         if not mechanism:
             await self.push(replies.AUTH_SYNTAX)
             return
-        credentials = await self._read_credentials(mechanism.upper(), initial_response.strip())
+        if mechanism.upper() not in self._offered_mechanisms:
+            await self.push(replies.MECHANISM_UNKNOWN)
+            return
+        await self._run_auth_exchange(mechanism.upper(), initial_response.strip())
+
+    async def _run_auth_exchange(self, mechanism: str, initial_response: str) -> None:
+        """Run the exchange of an offered mechanism and answer it."""
+        credentials = await self._read_credentials(mechanism, initial_response)
         if credentials is None:
             return
         if self._scenario.auth_delay:
             await asyncio.sleep(self._scenario.auth_delay)
         if self._scenario.auth_reply:
-            await self.push(self._scenario.auth_reply.format(timestamp=_exchange_timestamp()))
+            await self.push(self._scenario.auth_reply.format(timestamp=exchange_timestamp()))
             return
         username, password = credentials
         if self._password_matches(username, password):
-            self.session.authenticated = True
-            self.session.auth_data = username
-            await self.push(replies.AUTH_SUCCESSFUL)
+            await self._accept_login(username)
         else:
             await self.push(replies.AUTH_INVALID)
+
+    async def _accept_login(self, user: str) -> None:
+        assert self.session is not None
+        self.session.authenticated = True
+        self.session.auth_data = user
+        await self.push(replies.AUTH_SUCCESSFUL)
 
     def _password_matches(self, username: str, password: str) -> bool:
         expected = self._accounts.get(username)
@@ -303,9 +337,6 @@ class SandboxSMTP(SMTP):
         self, mechanism: str, initial_response: str
     ) -> tuple[str, str] | None:
         """Username and password from a PLAIN or LOGIN exchange; None once a reply was sent."""
-        if mechanism not in self._scenario.auth_mechanisms:
-            await self.push(replies.MECHANISM_UNKNOWN)
-            return None
         if mechanism == "PLAIN":
             blob = await self._sasl_response(initial_response, "")
             if blob is None:

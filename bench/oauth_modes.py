@@ -1,0 +1,362 @@
+"""Benchmark: the o365-smtp and graph modes, versus bare scripts doing the same chain.
+
+Everything runs against a local Microsoft 365 on loopback (check_mailgw.sandbox.m365).
+
+1. Cost per check. A monitoring core starts a fresh process per check, so each side
+   runs as a fresh subprocess, interleaved, against the same sandbox (scenario ok):
+   - check_mailgw: the installed console script in the mode;
+   - bare: msal's acquire_token_for_client, then the same protocol with smtplib
+     (EHLO, STARTTLS, EHLO, AUTH XOAUTH2 in two steps, MAIL, RCPT, RSET, QUIT) or
+     requests (Graph sendMail without recipients, answered 400 ErrorInvalidRecipients).
+   CPU is the child's user+sys time, wall the time around it; medians are compared.
+   Both sides keep compiled bytecode in a temporary cache, as an installed package has
+   it (--compile-each-run: compile every module each run, PYTHONDONTWRITEBYTECODE-like).
+
+2. The token in parallel with the transport. The token endpoint answers after 1.5 s
+   (scenario token-slow) and Exchange sits behind a delay proxy; the check should take
+   about max(token, transport up to AUTH) + the round trips of AUTH and the envelope.
+
+Run by hand:  python3 bench/oauth_modes.py [--runs 20] [--parallel-runs 5] [--delay 0.2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import resource
+import smtplib
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import msal
+import requests
+from delay_proxy import DelayProxy
+
+from check_mailgw.sandbox.ca import SandboxCA
+from check_mailgw.sandbox.commands import OAuthMode, oauth_args
+from check_mailgw.sandbox.m365 import M365Sandbox, start_m365
+from check_mailgw.sandbox.tenant import write_client_secret_file
+
+PLUGIN = Path(sys.executable).parent / "check_mailgw"
+MODES: tuple[OAuthMode, ...] = ("o365-smtp", "graph")
+SCOPES: dict[OAuthMode, str] = {
+    "o365-smtp": "https://outlook.office365.com/.default",
+    "graph": "https://graph.microsoft.com/.default",
+}
+# The plugin's step times, as its perfdata names them.
+TRANSPORT_TIMES = ("connect_time", "greeting_time", "tls_time")
+AFTER_TOKEN_TIMES = ("auth_time", "envelope_time")
+_PERF = re.compile(r"('[^']+'|[^ =]+)=(-?[\d.]+)")
+
+# The bare scripts: what someone would write by hand with the same libraries. They run
+# with `python -c` so that they import nothing but what they use. Arguments: authority
+# (with the tenant), client id, client secret file, CA file, scope, mailbox, then the
+# SMTP host:port or the Graph URL.
+BARE_TOKEN = """\
+import sys
+import msal
+import requests
+
+authority, client_id, secret_file, ca_file, scope, mailbox, target = sys.argv[1:]
+with open(secret_file) as file:
+    secret = file.read().strip()
+session = requests.Session()
+session.trust_env = False
+session.verify = ca_file
+app = msal.ConfidentialClientApplication(
+    client_id, client_credential=secret, authority=authority,
+    http_client=session, instance_discovery=False)
+result = app.acquire_token_for_client(scopes=[scope])
+if "access_token" not in result:
+    sys.exit("no token: " + str(result.get("error")))
+token = result["access_token"]
+"""
+
+BARE_SMTP = """\
+import base64
+import smtplib
+import ssl
+
+host, port = target.rsplit(":", 1)
+context = ssl.create_default_context(cafile=ca_file)
+with smtplib.SMTP(host, int(port), timeout=30) as smtp:
+    smtp.ehlo()
+    smtp.starttls(context=context)
+    smtp.ehlo()
+    code, _ = smtp.docmd("AUTH", "XOAUTH2")
+    if code != 334:
+        sys.exit(f"AUTH XOAUTH2 answered {code}")
+    blob = base64.b64encode(f"user={mailbox}\\x01auth=Bearer {token}\\x01\\x01".encode())
+    code, _ = smtp.docmd(blob.decode("ascii"))
+    if code != 235:
+        sys.exit(f"the XOAUTH2 token answered {code}")
+    smtp.mail(mailbox)
+    smtp.rcpt(mailbox)
+    smtp.rset()
+"""
+
+BARE_GRAPH = """\
+message = {"subject": "check", "body": {"contentType": "Text", "content": "check"},
+           "toRecipients": []}
+response = session.post(
+    f"{target}/v1.0/users/{mailbox}/sendMail",
+    json={"message": message, "saveToSentItems": False},
+    headers={"Authorization": f"Bearer {token}"}, timeout=30)
+if response.status_code != 400 or "ErrorInvalidRecipients" not in response.text:
+    sys.exit(f"sendMail answered {response.status_code}")
+"""
+
+BARE_PROGRAMS: dict[OAuthMode, str] = {
+    "o365-smtp": BARE_TOKEN + BARE_SMTP,
+    "graph": BARE_TOKEN + BARE_GRAPH,
+}
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Where the checks go: the sandbox's, with the SMTP port replaceable (a proxy's)."""
+
+    authority: str
+    graph_url: str
+    smtp_host: str
+    smtp_port: int
+    tenant_id: str
+    client_id: str
+    mailbox: str
+
+    @classmethod
+    def of(cls, sandbox: M365Sandbox) -> Endpoints:
+        return cls(sandbox.authority, sandbox.graph_url, sandbox.smtp_host, sandbox.smtp_port,
+                   sandbox.tenant_id, sandbox.client_id, sandbox.mailbox)
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What both sides get: the CA and client secret inputs, and the environment."""
+
+    ca: Path
+    secret: Path
+    environment: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One child process: its CPU (user+sys) and wall seconds, and what it printed."""
+
+    cpu: float
+    wall: float
+    stdout: str
+
+    def perfdata(self) -> dict[str, float]:
+        text = " ".join(line.split("|", 1)[1] for line in self.stdout.splitlines()
+                        if "|" in line)
+        return {label.strip("'"): float(value) for label, value in _PERF.findall(text)}
+
+
+def child_environment(pycache: Path | None) -> dict[str, str]:
+    """The environment of both sides: no proxy (loopback only), the same bytecode cache."""
+    left_out = ("MSAL_FORCE_REGION", "PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")
+    environment = {name: value for name, value in os.environ.items()
+                   if not name.lower().endswith("_proxy") and name not in left_out}
+    if pycache:
+        # A cache of its own: nothing is written into the source tree or site-packages.
+        environment["PYTHONPYCACHEPREFIX"] = str(pycache)
+    else:
+        environment["PYTHONDONTWRITEBYTECODE"] = "1"
+    return environment
+
+
+def run_child(argv: list[str], what: str, inputs: Inputs) -> Sample:
+    """Run one process to its end; its CPU comes from the rusage of waited-for children."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.monotonic()
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60,
+                          stdin=subprocess.DEVNULL, env=inputs.environment)
+    wall = time.monotonic() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    if done.returncode != 0:
+        # The plugin's first line is redacted; of the bare script only its last words.
+        said = done.stdout.splitlines()[:1] or done.stderr.splitlines()[-1:] or ["no output"]
+        raise SystemExit(f"{what} exited {done.returncode}: {said[0]}")
+    return Sample(cpu, wall, done.stdout)
+
+
+def check_argv(endpoints: Endpoints, mode: OAuthMode, inputs: Inputs) -> list[str]:
+    return [str(PLUGIN), *oauth_args(endpoints, mode, inputs.ca, inputs.secret)]
+
+
+def bare_argv(endpoints: Endpoints, mode: OAuthMode, inputs: Inputs) -> list[str]:
+    target = (f"{endpoints.smtp_host}:{endpoints.smtp_port}" if mode == "o365-smtp"
+              else endpoints.graph_url)
+    return [sys.executable, "-c", BARE_PROGRAMS[mode],
+            f"{endpoints.authority}/{endpoints.tenant_id}", endpoints.client_id,
+            str(inputs.secret), str(inputs.ca), SCOPES[mode], endpoints.mailbox, target]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Medians of one mode: check_mailgw against the bare script."""
+
+    mode: OAuthMode
+    check: list[Sample]
+    bare: list[Sample]
+
+    @staticmethod
+    def median(samples: list[Sample], field: Callable[[Sample], float]) -> float:
+        return statistics.median(field(sample) for sample in samples)
+
+    def row(self) -> str:
+        cpu = [self.median(side, lambda s: s.cpu) for side in (self.check, self.bare)]
+        wall = [self.median(side, lambda s: s.wall) for side in (self.check, self.bare)]
+        return (f"{self.mode:<10} {ms(cpu[0]):>9} {ms(cpu[1]):>9} {cpu[0] / cpu[1]:6.2f}"
+                f"   {ms(wall[0]):>10} {ms(wall[1]):>10} {wall[0] / wall[1]:6.2f}")
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms"
+
+
+def compare_modes(endpoints: Endpoints, inputs: Inputs, runs: int) -> list[Comparison]:
+    comparisons = []
+    for mode in MODES:
+        sides = {"check_mailgw": check_argv(endpoints, mode, inputs),
+                 "bare": bare_argv(endpoints, mode, inputs)}
+        for name, argv in sides.items():  # warm the page cache and the sandbox
+            run_child(argv, f"{mode} {name}", inputs)
+        samples: dict[str, list[Sample]] = {name: [] for name in sides}
+        for run in range(runs):
+            # Alternate who goes first, so neither side always follows the other.
+            order = list(sides) if run % 2 == 0 else list(reversed(sides))
+            for name in order:
+                samples[name].append(run_child(sides[name], f"{mode} {name}", inputs))
+        comparisons.append(Comparison(mode, samples["check_mailgw"], samples["bare"]))
+    return comparisons
+
+
+@dataclass(frozen=True)
+class ParallelToken:
+    """The o365-smtp check with a slow token endpoint and a distant Exchange."""
+
+    token: float  # a bare msal acquire, alone
+    transport: float  # a bare smtplib EHLO, STARTTLS, EHLO through the proxy, alone
+    checks: list[Sample]
+
+    def median(self, labels: tuple[str, ...]) -> float:
+        return statistics.median(sum(check.perfdata()[label] for label in labels)
+                                 for check in self.checks)
+
+    def lines(self) -> list[str]:
+        after_token = self.median(AFTER_TOKEN_TIMES)
+        bound = max(self.token, self.transport) + after_token
+        total = self.median(("total_time",))
+        wall = statistics.median(check.wall for check in self.checks)
+        return [
+            f"parallel token: token {self.token:.2f} s, transport {self.transport:.2f} s, "
+            f"auth+envelope {after_token:.2f} s -> check {total:.2f} s "
+            f"(max+auth {bound:.2f} s, {over(total, bound)})",
+            f"  the check's own step times: token {self.median(('token_time',)):.2f} s, "
+            f"transport {self.median(TRANSPORT_TIMES):.2f} s; process wall {wall:.2f} s "
+            f"(with interpreter start and imports, {over(wall, bound)}); "
+            f"one after the other would be {self.token + self.transport + after_token:.2f} s",
+        ]
+
+
+def over(measured: float, bound: float) -> str:
+    return f"{(measured / bound - 1) * 100:+.1f} %"
+
+
+def acquire_token_alone(endpoints: Endpoints, inputs: Inputs) -> float:
+    """Wall of msal's tenant discovery and token request, a fresh session each time."""
+    session = requests.Session()
+    session.trust_env = False
+    session.verify = str(inputs.ca)
+    start = time.monotonic()
+    app = msal.ConfidentialClientApplication(
+        endpoints.client_id, client_credential=inputs.secret.read_text().strip(),
+        authority=f"{endpoints.authority}/{endpoints.tenant_id}", http_client=session,
+        instance_discovery=False)
+    result = app.acquire_token_for_client(scopes=[SCOPES["o365-smtp"]])
+    elapsed = time.monotonic() - start
+    session.close()
+    if "access_token" not in result:
+        raise SystemExit(f"no token: {result.get('error')}")
+    return elapsed
+
+
+def transport_alone(endpoints: Endpoints, inputs: Inputs) -> float:
+    """Wall of connect, greeting, EHLO, STARTTLS and EHLO: the SMTP side up to AUTH."""
+    context = ssl.create_default_context(cafile=str(inputs.ca))
+    start = time.monotonic()
+    smtp = smtplib.SMTP(endpoints.smtp_host, endpoints.smtp_port, timeout=30)
+    try:
+        smtp.ehlo()
+        smtp.starttls(context=context)
+        smtp.ehlo()
+        return time.monotonic() - start
+    finally:
+        smtp.close()  # not QUIT: nothing more to measure
+
+
+def measure_parallel_token(ca: SandboxCA, inputs: Inputs, runs: int,
+                           delay: float) -> ParallelToken:
+    with start_m365(ca=ca, scenario="token-slow") as sandbox:
+        proxy = DelayProxy(sandbox.smtp_port, delay)
+        try:
+            endpoints = replace(Endpoints.of(sandbox), smtp_port=proxy.port)
+            token = statistics.median(acquire_token_alone(endpoints, inputs) for _ in range(3))
+            transport = statistics.median(transport_alone(endpoints, inputs)
+                                          for _ in range(3))
+            argv = check_argv(endpoints, "o365-smtp", inputs)
+            checks = [run_child(argv, "o365-smtp check (token-slow)", inputs)
+                      for _ in range(runs)]
+        finally:
+            proxy.stop()
+    return ParallelToken(token, transport, checks)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=20, help="checks per side and mode")
+    parser.add_argument("--parallel-runs", type=int, default=5,
+                        help="checks with the slow token and the distant Exchange")
+    parser.add_argument("--delay", type=float, default=0.2,
+                        help="one-way delay to Exchange in seconds, in the parallel case")
+    parser.add_argument("--compile-each-run", action="store_true",
+                        help="no bytecode cache: every module compiled in every run")
+    args = parser.parse_args()
+    if not PLUGIN.exists():
+        raise SystemExit(f"{PLUGIN} missing: install the package first (pip install -e .)")
+
+    ca = SandboxCA()
+    with tempfile.TemporaryDirectory() as directory:
+        pycache = None if args.compile_each_run else Path(directory) / "pycache"
+        inputs = Inputs(ca.write_ca(Path(directory) / "ca.pem"),
+                      write_client_secret_file(Path(directory) / "client-secret"),
+                      child_environment(pycache))
+        with start_m365(ca=ca, scenario="ok") as sandbox:
+            comparisons = compare_modes(Endpoints.of(sandbox), inputs, args.runs)
+        parallel = measure_parallel_token(ca, inputs, args.parallel_runs, args.delay)
+
+    cache = "compiled each run" if args.compile_each_run else "cached"
+    print(f"{args.runs} runs per side, medians; CPU = user+sys of the child process; "
+          f"bytecode {cache}")
+    print("mode       check CPU  bare CPU  ratio   check wall  bare wall  ratio")
+    for comparison in comparisons:
+        print(comparison.row())
+    print(f"one-way delay to Exchange {args.delay * 1000:.0f} ms, "
+          f"{args.parallel_runs} checks, medians")
+    for line in parallel.lines():
+        print(line)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+"""A local Microsoft 365: identity provider and Graph over HTTPS, and Exchange SMTP.
+
+start_m365 starts both listeners on loopback with the sandbox CA's certificate
+and one scenario; the M365Sandbox it returns says where they listen and what
+they received.
+"""
+
+from check_mailgw.sandbox.accounts import SANDBOX_USER
+from check_mailgw.sandbox.background import RunningServer
+from check_mailgw.sandbox.ca import SandboxCA
+from check_mailgw.sandbox.entra import IdentityProvider
+from check_mailgw.sandbox.graph import GRAPH_VERSION_PREFIX, GraphApi, GraphMessage
+from check_mailgw.sandbox.http_answers import HttpAnswer, HttpRequest
+from check_mailgw.sandbox.https_server import HttpsServer, start_https
+from check_mailgw.sandbox.scenarios import Scenario, get_scenario
+from check_mailgw.sandbox.smtp_server import SmtpServer, start_exchange_smtp
+from check_mailgw.sandbox.smtp_session import Received
+from check_mailgw.sandbox.tenant import SANDBOX_CLIENT_ID, SANDBOX_TENANT_ID, SigningKey
+from check_mailgw.sandbox.tokens import AccessTokens
+
+
+class CloudApi:
+    """Routes HTTPS requests: /v1.0/... to Graph, the rest to the identity provider."""
+
+    def __init__(self, identity: IdentityProvider, graph: GraphApi) -> None:
+        self.identity = identity
+        self.graph = graph
+
+    async def answer(self, request: HttpRequest) -> HttpAnswer:
+        if request.path.lower().startswith(GRAPH_VERSION_PREFIX):
+            return await self.graph.answer(request)
+        return await self.identity.answer(request)
+
+
+class M365Sandbox(RunningServer):
+    """A running local Microsoft 365: its endpoints, identities and what it received."""
+
+    def __init__(
+        self,
+        *,
+        scenario: Scenario,
+        tokens: AccessTokens,
+        https: HttpsServer,
+        api: CloudApi,
+        exchange: SmtpServer,
+    ) -> None:
+        self.scenario = scenario
+        self.tokens = tokens
+        self.https = https
+        self.exchange = exchange
+        self._api = api
+        self._stopped = False
+
+    # Where the plugin points --authority and --graph-url (the same server).
+    @property
+    def authority(self) -> str:
+        return self.https.base_url
+
+    @property
+    def graph_url(self) -> str:
+        return self.https.base_url
+
+    @property
+    def smtp_host(self) -> str:
+        return self.exchange.host
+
+    @property
+    def smtp_port(self) -> int:
+        return self.exchange.port
+
+    @property
+    def tenant_id(self) -> str:
+        return self.tokens.tenant_id
+
+    @property
+    def client_id(self) -> str:
+        return self.tokens.client_id
+
+    @property
+    def mailbox(self) -> str:
+        return SANDBOX_USER
+
+    @property
+    def graph_messages(self) -> list[GraphMessage]:
+        """Messages Graph accepted, oldest first."""
+        return self._api.graph.messages
+
+    @property
+    def smtp_messages(self) -> list[Received]:
+        """Messages the Exchange listener accepted, oldest first."""
+        return self.exchange.messages
+
+    @property
+    def token_requests(self) -> int:
+        """How many requests reached the token endpoint, whatever they were answered."""
+        return self._api.identity.token_requests
+
+    def stop(self) -> None:
+        """Stop both listeners; safe to call twice."""
+        if not self._stopped:
+            self._stopped = True
+            try:
+                self.exchange.stop()
+            finally:
+                self.https.stop()
+
+    def __repr__(self) -> str:
+        return (
+            f"<M365Sandbox {self.scenario.name} https {self.authority} "
+            f"smtp {self.smtp_host}:{self.smtp_port}>"
+        )
+
+
+def start_m365(
+    *,
+    ca: SandboxCA,
+    scenario: str = "ok",
+    host: str = "127.0.0.1",
+    https_port: int = 0,
+    smtp_port: int = 0,
+    signing_key: SigningKey | None = None,
+) -> M365Sandbox:
+    """Start the HTTPS server and the Exchange SMTP listener (port 0: any free port).
+
+    A signing key is made unless one is given (tests share one: making it takes time).
+    """
+    chosen = get_scenario(scenario)
+    key = signing_key or SigningKey.generate()
+    tokens = AccessTokens(key, SANDBOX_TENANT_ID, SANDBOX_CLIENT_ID)
+    apis: list[CloudApi] = []
+
+    def make_api(base_url: str) -> CloudApi:
+        api = CloudApi(
+            IdentityProvider(chosen, tokens, base_url), GraphApi(chosen, tokens, base_url)
+        )
+        apis.append(api)
+        return api
+
+    https = start_https(make_api, context=ca.server_context(), host=host, port=https_port)
+    try:
+        exchange = start_exchange_smtp(
+            tokens=tokens, scenario=scenario, ca=ca, host=host, port=smtp_port
+        )
+    except BaseException:
+        https.stop()
+        raise
+    return M365Sandbox(scenario=chosen, tokens=tokens, https=https, api=apis[0], exchange=exchange)
