@@ -8,6 +8,7 @@ output with its fix, and the perfdata labels.
 from __future__ import annotations
 
 import re
+import tempfile
 from dataclasses import dataclass, field
 
 import pytest
@@ -306,3 +307,40 @@ def test_a_password_login_to_exchange_online_counts_down_to_its_retirement(
     assert re.search(rf"{label}: Microsoft disables SMTP AUTH with passwords by default from the "
                      r"end of December 2026", result.long_output), result.stdout
     assert "--mode o365-smtp" in result.long_output
+
+
+def test_several_resources_in_the_scope_are_refused(m365, ca_file, client_secret_file) -> None:
+    sandbox = m365("ok")
+    result = run_check(*oauth_args(sandbox, "graph", ca_file, client_secret_file), "--scope",
+                       f"{GRAPH_SCOPE} https://outlook.office365.com/.default", "-v")
+    assert result.exit_code == CRITICAL, result.stdout
+    assert re.search(r"token refused \(the scope is not valid\): AADSTS70011", result.first_line)
+    assert "fix: app-only scopes are a resource followed by /.default" in result.long_output
+
+
+def test_an_untrusted_sign_in_certificate_is_a_tls_failure(m365, client_secret_file) -> None:
+    from check_mailgw.sandbox.ca import SandboxCA
+
+    other = SandboxCA()
+    sandbox = m365("exchange-slow")  # the token's answer is in before the chain breaks
+    with tempfile.TemporaryDirectory() as directory:
+        wrong_ca = other.write_ca(f"{directory}/other-ca.pem")
+        result = run_check(*oauth_args(sandbox, "o365-smtp", wrong_ca, client_secret_file),
+                           "-v")
+    assert result.exit_code == CRITICAL, result.stdout
+    assert re.search(r"token\s+CRITICAL .*TLS to 127\.0\.0\.1 failed", result.long_output)
+    assert "fix: this machine does not trust the certificate it got" in result.long_output
+
+
+def test_a_sign_in_host_that_refuses_connections(m365, ca_file, client_secret_file) -> None:
+    import socket
+
+    sandbox = m365("ok")
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        closed_port = unused.getsockname()[1]
+    result = run_check(*oauth_args(sandbox, "o365-smtp", ca_file, client_secret_file),
+                       "--authority", f"https://127.0.0.1:{closed_port}", "-v")
+    assert result.exit_code == CRITICAL, result.stdout
+    assert re.search(rf"token on 127\.0\.0\.1:{closed_port}: connection to 127\.0\.0\.1 "
+                     r"refused", result.first_line), result.stdout
