@@ -2,7 +2,9 @@
 
 A step may run in the background: it starts with the chain, beside the steps before the
 first one that needs it, which then waits for it. The token request of the OAuth modes
-overlaps DNS, TCP and TLS this way, so the wall time is about max(token, transport).
+overlaps DNS, TCP and TLS this way, so the wall time is about max(token, transport). A
+background step may itself need one that started before it (the expiry lookup needs the
+token): it waits in its own thread, and does not run if that step failed.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ class Step:
     run: Callable[[], Passed]
     silence_hint: str | None = None  # what a silent peer at this step usually means
     background: bool = False  # starts with the chain instead of after the step before
-    needs: tuple[str, ...] = ()  # background steps that must have passed before this one
+    needs: tuple[str, ...] = ()  # earlier background steps that must pass before this one
     dialogue: Dialogue | None = None  # its own, for a background step; else the chain's
     target: str | None = None  # the host it talks to, when not the chain's
 
@@ -88,9 +90,12 @@ def run_step(step: Step, deadline: Deadline, timeout_state: State,
 class BackgroundStep:
     """A step running in its own thread; the chain collects its outcome when it needs it."""
 
-    def __init__(self, step: Step, deadline: Deadline, timeout_state: State) -> None:
+    def __init__(self, step: Step, deadline: Deadline, timeout_state: State,
+                 needs: Sequence[BackgroundStep] = ()) -> None:
         self.step = step
+        self.needs = needs
         self.outcome: StepOutcome | None = None
+        self.skipped = False  # a step it needs failed, so it did not run
         self._thread = threading.Thread(
             target=self._run, args=(deadline, timeout_state), name=f"step-{step.name}",
             daemon=True,  # bounded by the deadline; never keeps the process alive past it
@@ -98,12 +103,17 @@ class BackgroundStep:
         self._thread.start()
 
     def _run(self, deadline: Deadline, timeout_state: State) -> None:
+        for need in self.needs:
+            need._thread.join(deadline.remaining())
+            if need.outcome is None or need.outcome.diagnosis:
+                self.skipped = True
+                return
         self.outcome = run_step(self.step, deadline, timeout_state)
 
-    def join(self, deadline: Deadline, timeout_state: State) -> StepOutcome:
-        """Its outcome, waiting at most what is left of the run."""
+    def join(self, deadline: Deadline, timeout_state: State) -> StepOutcome | None:
+        """Its outcome, waiting at most what is left of the run; None if it did not run."""
         self._thread.join(deadline.remaining())
-        if self.outcome is not None:
+        if self.outcome is not None or self.skipped:
             return self.outcome
         return StepOutcome(self.step.name, deadline.elapsed(), diagnosis=timeout_diagnosis(
             deadline, self.step, self.step.doing, timeout_state))
@@ -121,20 +131,24 @@ def run_chain(
     dialogue: Dialogue,
     timeout_state: State = State.UNKNOWN,
 ) -> Report:
-    running = {step.name: BackgroundStep(step, deadline, timeout_state)
-               for step in steps if step.background}
+    running: dict[str, BackgroundStep] = {}
+    for step in steps:
+        if step.background:
+            needs = [running[name] for name in step.needs if name in running]
+            running[step.name] = BackgroundStep(step, deadline, timeout_state, needs)
     outcomes: list[StepOutcome] = []
 
-    def collect(name: str) -> StepOutcome:
+    def collect(name: str) -> StepOutcome | None:
         outcome = running.pop(name).join(deadline, timeout_state)
-        outcomes.append(outcome)
+        if outcome is not None:
+            outcomes.append(outcome)
         return outcome
 
     for step in steps:
         if step.background:
             continue
         waited = [collect(name) for name in step.needs if name in running]
-        if any(o.diagnosis for o in waited):
+        if any(o is None or o.diagnosis for o in waited):
             break
         outcome = run_step(step, deadline, timeout_state, dialogue)
         outcomes.append(outcome)
@@ -146,5 +160,6 @@ def run_chain(
     for background in running.values():  # the chain broke first: report what finished
         if (outcome := background.collect()) is not None:
             outcomes.append(outcome)
-    outcomes.sort(key=lambda outcome: outcome.started)  # chain order, background steps first
+    order = {step.name: index for index, step in enumerate(steps)}
+    outcomes.sort(key=lambda outcome: order[outcome.name])  # the mode's order, not the finish
     return Report(mode, target, outcomes, deadline.elapsed())

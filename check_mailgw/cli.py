@@ -18,6 +18,7 @@ from check_mailgw.secret import RedactingStream, Redactor
 from check_mailgw.settings import (
     CLIENT_SECRET_ENV,
     CONFIG_KEYS,
+    KEY_PASSPHRASE_ENV,
     PASSWORD_ENV,
     Settings,
     build_settings,
@@ -88,6 +89,14 @@ def build_parser() -> PluginArgumentParser:
     oauth.add_argument("--client-secret", metavar="VALUE",
                        help="Client Secret (visible in the process list: prefer "
                        f"--client-secret-file or ${CLIENT_SECRET_ENV})")
+    oauth.add_argument("--client-certificate", metavar="FILE",
+                       help="sign in with a certificate instead of a secret: PEM with the "
+                       "certificate and its private key, or a PKCS#12 .pfx")
+    oauth.add_argument("--client-key", metavar="FILE",
+                       help="the certificate's private key, when not in --client-certificate")
+    oauth.add_argument("--client-key-passphrase-file", metavar="FILE",
+                       help="file holding the passphrase of an encrypted key or .pfx "
+                       f"(or ${KEY_PASSPHRASE_ENV})")
     oauth.add_argument("--scope", metavar="SCOPES",
                        help="OAuth Scope, several separated by spaces (default: the mode's: "
                        "https://outlook.office365.com/.default or "
@@ -109,6 +118,26 @@ def build_parser() -> PluginArgumentParser:
                        help="token acquisition time in seconds: WARNING outside RANGE")
     oauth.add_argument("--token-critical", metavar="RANGE",
                        help="token acquisition time in seconds: CRITICAL outside RANGE")
+
+    expiry = parser.add_argument_group("credential expiry (o365-smtp, graph)")
+    expiry.add_argument("--check", choices=["full", "expiry"],
+                        help="full: the whole chain, with the credential's expiry when known "
+                        "(default); expiry: only the token and the expiry, no mail traffic "
+                        "(a daily service)")
+    expiry.add_argument("--secret-warning", metavar="DAYS",
+                        help="WARNING when the client secret or certificate in use has fewer "
+                        "days left (default 30)")
+    expiry.add_argument("--secret-critical", metavar="DAYS",
+                        help="CRITICAL when fewer days are left (default 7); expired is always "
+                        "CRITICAL")
+    expiry.add_argument("--secret-expires", metavar="YYYY-MM-DD",
+                        help="the client secret's end date, instead of reading it from Graph "
+                        "(which needs Application.Read.All)")
+    expiry.add_argument("--expiry-lookup-denied", choices=["warning", "critical", "info"],
+                        help="state when Graph refuses to show the app's credentials "
+                        "(default warning)")
+    # Pins "now" for the expiry arithmetic, so tests get exact days; not for production use.
+    expiry.add_argument("--now", help=argparse.SUPPRESS)
 
     probe = parser.add_argument_group("what to prove")
     probe.add_argument("--send-to", metavar="ADDRESS",

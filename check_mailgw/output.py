@@ -29,6 +29,11 @@ THRESHOLD_FIXES = {
     "expires",
     "token_time": "the identity provider answers slowly: check the proxy and the network path "
     "to it, and Microsoft's service health",
+    "secret_days": "create a new client secret (Entra ID, App registrations, the app, "
+    "Certificates & secrets), put its Value in the gateway and in this check, then delete the "
+    "old one",
+    "cert_credential_days": "make a new certificate, upload its public part under the app's "
+    "Certificates & secrets, switch the gateway and this check to it, then remove the old one",
 }
 
 
@@ -105,15 +110,19 @@ class StepContext(Context):
 
 
 class DaysLeftContext(ScalarContext):
-    """Context: days left before something expires; thresholds are 'at least N days'."""
+    """Context: days left before something expires; thresholds are 'at least N days'.
+
+    Perfdata carries them as N: ranges, so graphers read "alert below N". Whatever the
+    thresholds, something that has already expired is CRITICAL.
+    """
 
     def __init__(self, name: str, what: str, warn_days: int, crit_days: int) -> None:
         super().__init__(name, f"{warn_days}:", f"{crit_days}:")
         self.what, self.warn_days, self.crit_days = what, warn_days, crit_days
 
     def evaluate(self, metric: Metric, resource: GatewayRun) -> Result:
-        state = super().evaluate(metric, resource).state
         days = int(metric.value)
+        state = nagiosplugin.Critical if days < 0 else super().evaluate(metric, resource).state
         when = f"expired {-days} days ago" if days < 0 else f"expires in {days} days"
         hint = f"{self.what} {when} (warning below {self.warn_days}, critical below " \
                f"{self.crit_days})" if state != nagiosplugin.Ok else None
@@ -140,8 +149,8 @@ class GatewaySummary(Summary):
 
     def problem(self, results: nagiosplugin.Results) -> str:
         worst = results.first_significant
-        return worst.hint if worst.hint and worst.context.name in ("step", "cert_days") \
-            else str(worst)
+        named = worst.context.name == "step" or isinstance(worst.context, DaysLeftContext)
+        return worst.hint if worst.hint and named else str(worst)
 
     def verbose(self, results: nagiosplugin.Results) -> list[str]:
         lines: list[str] = []
@@ -203,9 +212,15 @@ def build_check(settings: Settings, run: Callable[[], Report]) -> nagiosplugin.C
     gateway = GatewayRun(run)
     warn_days, crit_days = settings.certificate_days
     time_limits = {}
+    credential_contexts = []
     if settings.oauth:
         time_limits["token_time"] = (Range(settings.oauth.token_warning or ""),
                                      Range(settings.oauth.token_critical or ""))
+        secret_warn, secret_crit = settings.oauth.secret_days
+        credential_contexts = [
+            DaysLeftContext("secret_days", "client secret", secret_warn, secret_crit),
+            DaysLeftContext("cert_credential_days", "client certificate", secret_warn,
+                            secret_crit)]
     return nagiosplugin.Check(
         gateway,
         StepContext(time_limits),
@@ -213,6 +228,7 @@ def build_check(settings: Settings, run: Callable[[], Report]) -> nagiosplugin.C
         ScalarContext("total_time", settings.warning, settings.critical,
                       fmt_metric="total time {valueunit}"),
         DaysLeftContext("cert_days", "server certificate", warn_days, crit_days),
+        *credential_contexts,
         GatewaySummary(gateway, settings),
         name="MAILGW",
     )
@@ -234,6 +250,7 @@ def as_json(check: nagiosplugin.Check) -> str:
             {
                 "name": o.name,
                 "state": o.state.name,
+                "started": round(o.started, 6),
                 "elapsed": round(o.elapsed, 6),
                 "brief": o.brief,
                 "facts": {**o.facts, **o.details},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import ipaddress
 import os
 import re
@@ -9,7 +10,7 @@ import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from nagiosplugin import Range
@@ -20,10 +21,14 @@ from check_mailgw.modes import MODES
 from check_mailgw.outcome import State
 from check_mailgw.secret import Secret
 
+if TYPE_CHECKING:
+    from check_mailgw.microsoft.certificate import ClientCertificate
+
 TlsMode = Literal["none", "starttls", "implicit"]
 
 PASSWORD_ENV = "MAILGW_PASSWORD"
 CLIENT_SECRET_ENV = "MAILGW_CLIENT_SECRET"
+KEY_PASSPHRASE_ENV = "MAILGW_CLIENT_KEY_PASSPHRASE"
 OAUTH_MODES = ("o365-smtp", "graph")
 IMPLICIT_TLS_PORT = 465  # RFC 8314: submission over implicit TLS; never cleartext
 HTTPS_PORT = 443
@@ -40,7 +45,8 @@ class OAuthSettings:
 
     tenant_id: str
     client_id: str
-    client_secret: Secret
+    client_secret: Secret | None  # exactly one of client_secret and certificate
+    certificate: ClientCertificate | None
     scopes: tuple[str, ...]
     cloud: str
     authority: str  # https://host[:port], without the tenant
@@ -49,10 +55,18 @@ class OAuthSettings:
     azure_region: str | None
     token_warning: str | None
     token_critical: str | None
+    secret_days: tuple[int, int] = (30, 7)  # warning and critical days left, secret or cert
+    secret_expires: datetime.datetime | None = None  # given instead of the Graph lookup
+    lookup_denied: State = State.WARNING  # the lookup was refused (no Application.Read.All)
+    key_passphrase: Secret | None = None  # of the certificate's key; kept only to mask it
 
     @property
     def tenant_is_guid(self) -> bool:
         return bool(_GUID.fullmatch(self.tenant_id))
+
+    @property
+    def credential(self) -> str:
+        return "client certificate" if self.certificate else "client secret"
 
 
 @dataclass(frozen=True)
@@ -83,6 +97,11 @@ class Settings:
     output_format: str
     oauth: OAuthSettings | None = None
     basic_auth_retirement: State = State.WARNING  # smtp against Exchange Online
+    check: str = "full"  # or "expiry": only the token and the credential's expiry
+    now: datetime.datetime | None = None  # pinned "now" for the expiry arithmetic (tests)
+
+    def current_time(self) -> datetime.datetime:
+        return self.now or datetime.datetime.now(datetime.UTC)
 
     @property
     def target(self) -> str:
@@ -93,7 +112,12 @@ class Settings:
     def secrets(self) -> list[str]:
         secrets = [self.password] if self.password else []
         if self.oauth:
-            secrets.append(self.oauth.client_secret)
+            if self.oauth.client_secret:
+                secrets.append(self.oauth.client_secret)
+            if self.oauth.certificate:
+                secrets.append(self.oauth.certificate.private_key_pem)
+            if self.oauth.key_passphrase:
+                secrets.append(self.oauth.key_passphrase)
             if self.oauth.proxy and (proxy_password := urlsplit(self.oauth.proxy).password):
                 secrets.append(Secret(proxy_password))
         return [secret.reveal() for secret in secrets]
@@ -106,7 +130,9 @@ CONFIG_KEYS = {
     "send_to", "timeout", "timeout_state", "warning", "critical", "certificate_days",
     "dns_server", "tenant_id", "client_id", "client_secret", "client_secret_file", "scope",
     "cloud", "authority", "graph_url", "proxy", "azure_region", "token_warning",
-    "token_critical", "basic_auth_retirement",
+    "token_critical", "basic_auth_retirement", "client_certificate", "client_key",
+    "client_key_passphrase_file", "secret_warning", "secret_critical", "secret_expires",
+    "expiry_lookup_denied", "check",
 }
 
 
@@ -280,7 +306,8 @@ def build_settings(cli: Mapping[str, Any], profile: Mapping[str, Any] | None = N
         raise SettingsError(f"--mode {mode!r}: unknown mode (available: {', '.join(MODES)})")
     oauth = build_oauth(mode, cli, profile, env) if mode in OAUTH_MODES else None
     if oauth is None:
-        for key in ("tenant_id", "client_id", "client_secret", "client_secret_file", "scope"):
+        for key in ("tenant_id", "client_id", "client_secret", "client_secret_file", "scope",
+                    "client_certificate", "secret_expires"):
             if key in given:
                 raise SettingsError(f"--{key.replace('_', '-')}: only for --mode o365-smtp "
                                     "or graph (this is --mode smtp)")
@@ -356,7 +383,20 @@ def build_settings(cli: Mapping[str, Any], profile: Mapping[str, Any] | None = N
         output_format=str(option("output_format", "nagios")),
         oauth=oauth,
         basic_auth_retirement=check_retirement_state(option("basic_auth_retirement", "warning")),
+        check=check_what(option("check", "full"), mode),
+        now=check_moment(option("now"), "--now") if option("now") is not None else None,
     )
+
+
+def check_what(value: Any, mode: str) -> str:
+    """--check full (the whole chain) or expiry (only the token and the credential's expiry)."""
+    text = str(value).lower()
+    if text not in ("full", "expiry"):
+        raise SettingsError(f"--check {value!r}: expected full or expiry")
+    if text == "expiry" and mode not in OAUTH_MODES:
+        raise SettingsError("--check expiry: only for --mode o365-smtp or graph (an app's "
+                            "client secret or certificate)")
+    return text
 
 
 def gateway_address(mode: str, option: Callable[..., Any],
@@ -395,18 +435,7 @@ def build_oauth(mode: str, cli: Mapping[str, Any], profile: Mapping[str, Any],
             raise SettingsError(f"--{key.replace('_', '-')} is missing: {what}")
     tenant = check_tenant(given["tenant_id"])
     client_id = check_guid(given["client_id"], "--client-id", "the application (client) ID")
-    secret = find_secret("client_secret", CLIENT_SECRET_ENV, cli, profile, env)
-    if secret is None:
-        raise SettingsError(
-            "no client secret: give --client-secret-file FILE, $MAILGW_CLIENT_SECRET, or "
-            "client_secret_file in the config profile"
-        )
-    if _GUID.fullmatch(secret.reveal().strip()):
-        raise SettingsError(
-            "client secret: this looks like the secret's ID; the check needs its Value "
-            "(Entra ID, App registrations, Certificates & secrets: copy the Value column, "
-            "shown only when the secret is created)"
-        )
+    secret, certificate, passphrase = app_credential(cli, profile, env)
     cloud = str(given.get("cloud", "global")).lower()
     if cloud not in CLOUDS:
         raise SettingsError(f"--cloud {given['cloud']!r}: expected one of {', '.join(CLOUDS)}")
@@ -417,6 +446,12 @@ def build_oauth(mode: str, cli: Mapping[str, Any], profile: Mapping[str, Any],
     for scope in scopes:
         if any(ord(c) < 33 for c in scope):
             raise SettingsError(f"--scope {scope!r}: control characters are not allowed")
+    expires = given.get("secret_expires")
+    if expires is not None:
+        if certificate:
+            raise SettingsError("--secret-expires: a certificate's end is read from the "
+                                "certificate itself; give it only with a client secret")
+        expires = check_moment(expires, "--secret-expires")
     proxy = given.get("proxy")
     if proxy is not None:
         proxy = check_url(str(proxy), "--proxy", ("http", "https"))
@@ -424,7 +459,8 @@ def build_oauth(mode: str, cli: Mapping[str, Any], profile: Mapping[str, Any],
     return OAuthSettings(
         tenant_id=tenant,
         client_id=client_id,
-        client_secret=Secret(secret.reveal().strip()),
+        client_secret=secret,
+        certificate=certificate,
         scopes=scopes,
         cloud=cloud,
         authority=authority,
@@ -433,7 +469,85 @@ def build_oauth(mode: str, cli: Mapping[str, Any], profile: Mapping[str, Any],
         azure_region=str(region) if region else None,
         token_warning=check_range(given.get("token_warning"), "--token-warning"),
         token_critical=check_range(given.get("token_critical"), "--token-critical"),
+        secret_days=check_secret_days(given.get("secret_warning", 30),
+                                      given.get("secret_critical", 7)),
+        secret_expires=expires,
+        lookup_denied=check_lookup_denied(given.get("expiry_lookup_denied", "warning")),
+        key_passphrase=passphrase,
     )
+
+
+def app_credential(cli: Mapping[str, Any], profile: Mapping[str, Any], env: Mapping[str, str],
+                   ) -> tuple[Secret | None, ClientCertificate | None, Secret | None]:
+    """The app's client secret, or its certificate (and the key's passphrase): exactly one."""
+    given = {**profile, **cli}
+    certificate_file = given.get("client_certificate")
+    if certificate_file is None:
+        if "client_key" in given or "client_key_passphrase_file" in given:
+            raise SettingsError("--client-key: only with --client-certificate FILE")
+        secret = find_secret("client_secret", CLIENT_SECRET_ENV, cli, profile, env)
+        if secret is None:
+            raise SettingsError(
+                "no client secret: give --client-secret-file FILE, $MAILGW_CLIENT_SECRET, or "
+                "client_secret_file in the config profile (or --client-certificate FILE)"
+            )
+        if _GUID.fullmatch(secret.reveal().strip()):
+            raise SettingsError(
+                "client secret: this looks like the secret's ID; the check needs its Value "
+                "(Entra ID, App registrations, Certificates & secrets: copy the Value column, "
+                "shown only when the secret is created)"
+            )
+        return Secret(secret.reveal().strip()), None, None
+    for key in ("client_secret", "client_secret_file"):
+        if key in given:
+            raise SettingsError(f"--{key.replace('_', '-')} and --client-certificate: the app "
+                                "signs in with one credential; give only one of them")
+    passphrase = find_secret("client_key_passphrase", KEY_PASSPHRASE_ENV, cli, profile, env)
+    from check_mailgw.microsoft.certificate import load_client_certificate
+
+    key_file = given.get("client_key")
+    certificate = load_client_certificate(str(certificate_file),
+                                          str(key_file) if key_file else None, passphrase)
+    return None, certificate, passphrase
+
+
+def check_days(value: Any, option: str) -> int:
+    text = str(value).strip()
+    if not text.isdigit():
+        raise SettingsError(f"{option} {value!r}: expected a whole number of days, such as 30")
+    return int(text)
+
+
+def check_secret_days(warning: Any, critical: Any) -> tuple[int, int]:
+    """Days left below which the credential is WARNING, and CRITICAL (never a Nagios range)."""
+    warn, crit = check_days(warning, "--secret-warning"), check_days(critical, "--secret-critical")
+    if crit > warn:
+        raise SettingsError(f"--secret-critical {crit}: more days than --secret-warning {warn}; "
+                            "both count days left, so critical is the smaller number")
+    return warn, crit
+
+
+def check_moment(value: Any, option: str) -> datetime.datetime:
+    """YYYY-MM-DD (the start of that day, UTC) or an ISO 8601 time; TOML dates too."""
+    if isinstance(value, datetime.datetime):
+        moment = value
+    elif isinstance(value, datetime.date):
+        moment = datetime.datetime(value.year, value.month, value.day)
+    else:
+        try:
+            moment = datetime.datetime.fromisoformat(str(value).strip())
+        except ValueError:
+            raise SettingsError(f"{option} {value!r}: expected a date such as 2027-01-31 "
+                                "(or 2027-01-31T12:00:00Z)") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=datetime.UTC)
+
+
+def check_lookup_denied(value: Any) -> State:
+    states = {"warning": State.WARNING, "critical": State.CRITICAL, "info": State.OK}
+    if str(value).lower() not in states:
+        raise SettingsError(f"--expiry-lookup-denied {value!r}: expected warning, critical "
+                            "or info")
+    return states[str(value).lower()]
 
 
 def check_guid(value: Any, option: str, what: str) -> str:

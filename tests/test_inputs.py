@@ -198,3 +198,91 @@ def test_bad_oauth_option(args: tuple[str, ...], message: str) -> None:
 def test_client_secret_file_missing() -> None:
     result = run_check("--mode", "graph", *OAUTH, "--client-secret-file", "/nonexistent/s")
     assert_unknown(result, r"--client-secret-file /nonexistent/s: cannot read: No such file")
+
+
+SECRET = ("--client-secret", "Abc8Q~not-a-real-secret")
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("--mode", "graph", *OAUTH, *SECRET, "--secret-warning", "30:"),
+     r"--secret-warning '30:': expected a whole number of days, such as 30"),
+    (("--mode", "graph", *OAUTH, *SECRET, "--secret-critical", "inf"),
+     r"--secret-critical 'inf': expected a whole number of days"),
+    (("--mode", "graph", *OAUTH, *SECRET, "--secret-warning", "5"),
+     r"--secret-critical 7: more days than --secret-warning 5; both count days left"),
+    (("--mode", "graph", *OAUTH, *SECRET, "--secret-expires", "31.01.2027"),
+     r"--secret-expires '31\.01\.2027': expected a date such as 2027-01-31"),
+    (("--mode", "graph", *OAUTH, *SECRET, "--expiry-lookup-denied", "ignore"),
+     r"argument --expiry-lookup-denied: invalid choice: 'ignore'"),
+    (("--mode", "graph", *OAUTH, *SECRET, "--check", "mail"),
+     r"argument --check: invalid choice: 'mail'"),
+    (("-H", "127.0.0.1", "--from", "a@b.test", "--check", "expiry"),
+     r"--check expiry: only for --mode o365-smtp or graph"),
+    (("--mode", "graph", *OAUTH, "--client-certificate", "/nonexistent/app.pem"),
+     r"--client-certificate /nonexistent/app.pem: cannot read: No such file"),
+    (("--mode", "graph", *OAUTH, "--client-key", "/etc/hostname", *SECRET),
+     r"--client-key: only with --client-certificate FILE"),
+    (("-H", "127.0.0.1", "--from", "a@b.test", "--client-certificate", "/etc/hostname"),
+     r"--client-certificate: only for --mode o365-smtp or graph"),
+])
+def test_bad_expiry_or_certificate_option(args: tuple[str, ...], message: str) -> None:
+    assert_unknown(run_check(*args), message)
+
+
+def write_certificate(directory: Path, *, key: bool = True, passphrase: bytes | None = None,
+                      other_key: bool = False) -> Path:
+    """A self-signed certificate (and key) as openssl would write them."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "gateway monitor")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+                   .public_key(private_key.public_key()).serial_number(7)
+                   .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=30))
+                   .sign(private_key, hashes.SHA256()))
+    data = certificate.public_bytes(serialization.Encoding.PEM)
+    if key:
+        signer = rsa.generate_private_key(public_exponent=65537, key_size=2048) \
+            if other_key else private_key
+        encryption = serialization.BestAvailableEncryption(passphrase) if passphrase \
+            else serialization.NoEncryption()
+        data += signer.private_bytes(serialization.Encoding.PEM,
+                                     serialization.PrivateFormat.PKCS8, encryption)
+    path = directory / "app.pem"
+    path.write_bytes(data)
+    return path
+
+
+def test_certificate_files_that_cannot_sign(tmp_path: Path) -> None:
+    """Each way a certificate file can be unusable: the file named, what is wrong."""
+    graph = ("--mode", "graph", *OAUTH)
+    garbage = tmp_path / "garbage.pfx"
+    garbage.write_bytes(b"\x30\x82 not really PKCS#12")
+    assert_unknown(run_check(*graph, "--client-certificate", garbage),
+                   rf"--client-certificate {garbage}: not a PEM or PKCS#12 \(\.pfx\) file")
+    bare = write_certificate(tmp_path, key=False)
+    assert_unknown(run_check(*graph, "--client-certificate", bare),
+                   rf"--client-certificate {bare}: no private key in the file")
+    mismatched = write_certificate(tmp_path, other_key=True)
+    assert_unknown(run_check(*graph, "--client-certificate", mismatched),
+                   rf"--client-certificate {mismatched}: the private key does not belong to the "
+                   r"certificate \(CN=gateway monitor\)")
+    encrypted = write_certificate(tmp_path, passphrase=b"right")
+    wrong = tmp_path / "passphrase"
+    wrong.write_text("wrong\n")
+    assert_unknown(run_check(*graph, "--client-certificate", encrypted,
+                             "--client-key-passphrase-file", wrong),
+                   rf"--client-certificate {encrypted}: wrong passphrase")
+    both = write_certificate(tmp_path)
+    assert_unknown(run_check(*graph, "--client-certificate", both, *SECRET),
+                   r"--client-secret and --client-certificate: the app signs in with one "
+                   r"credential")
+    assert_unknown(run_check(*graph, "--client-certificate", both, "--secret-expires",
+                             "2027-01-31"),
+                   r"--secret-expires: a certificate's end is read from the certificate itself")

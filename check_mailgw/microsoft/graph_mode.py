@@ -1,7 +1,8 @@
 """The graph mode: Exchange Online through Microsoft Graph sendMail, with an app-only token.
 
 The token request starts with the chain; DNS, TCP (and a proxy tunnel) and TLS to Graph
-run beside it; the sendMail probe waits for both.
+run beside it; the sendMail probe waits for both. The expiry lookup follows the token in
+the background, on a connection of its own.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from urllib.parse import urlsplit
 
 from check_mailgw.chain import Dialogue, Step, run_chain
 from check_mailgw.deadline import Deadline
+from check_mailgw.microsoft.expiry import CredentialExpiry, app_target, expiry_steps
 from check_mailgw.microsoft.graph import (
     ACCEPTED,
     GraphConnection,
@@ -42,6 +44,7 @@ class GraphProbe:
         assert settings.oauth is not None
         self.settings = settings
         self.tokens = TokenSource(settings, redactor)
+        self.expiry = CredentialExpiry(settings, self.tokens)
         url = urlsplit(settings.oauth.graph_url)
         self.host, self.port = url.hostname or "", url.port or HTTPS_PORT
         self.proxy = proxy_for(settings.oauth.graph_url, settings.oauth.proxy)
@@ -53,10 +56,10 @@ class GraphProbe:
         self.deadline = Deadline(settings.timeout)
 
     def steps(self) -> list[Step]:
+        if self.settings.check == "expiry":
+            return expiry_steps(self.tokens, self.expiry, self.deadline)
         hop = f"{self.reach.host}:{self.reach.port}"
-        steps = [Step("token", "the access token from Entra ID",
-                      lambda: self.tokens.acquire(self.deadline), background=True,
-                      dialogue=self.tokens.dialogue, target=self.tokens.target)]
+        steps = [self.tokens.step(self.deadline, background=True)]
         if self.reach.needs_dns:
             steps.append(Step("resolve", f"the DNS answer for {self.reach.host}",
                               lambda: self.reach.resolve(self.deadline)))
@@ -67,6 +70,7 @@ class GraphProbe:
                               self.tunnel))
         steps.append(Step("tls", "the TLS handshake with Graph", self.secure))
         steps.append(Step("send", "Graph's answer to sendMail", self.send, needs=("token",)))
+        steps.append(self.expiry.step(self.deadline, background=True))
         return steps
 
     def tunnel(self) -> Passed:
@@ -116,7 +120,7 @@ class GraphProbe:
 def run(settings: Settings, redactor: Redactor) -> Report:
     probe = GraphProbe(settings, redactor)
     try:
-        return run_chain(settings.mode, settings.target, probe.steps(), probe.deadline,
+        return run_chain(settings.mode, app_target(settings), probe.steps(), probe.deadline,
                          probe.dialogue, settings.timeout_state)
     finally:
         probe.close()

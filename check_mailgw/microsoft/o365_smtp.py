@@ -1,7 +1,8 @@
 """The o365-smtp mode: the smtp chain with an Entra ID token and AUTH XOAUTH2.
 
 The token request starts with the chain and runs while DNS, TCP and STARTTLS proceed;
-AUTH waits for it. Everything else is the smtp mode's own chain.
+AUTH waits for it, the expiry lookup (a Graph token, then Graph) follows it in the
+background. Everything else is the smtp mode's own chain.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from check_mailgw.chain import Step
+from check_mailgw.microsoft.expiry import CredentialExpiry, app_target, expiry_steps
 from check_mailgw.microsoft.token import TokenSource
 from check_mailgw.outcome import Passed, Report
 from check_mailgw.secret import Redactor
@@ -23,18 +25,24 @@ class ExchangeOAuthProbe(SmtpProbe):
 
     def __init__(self, settings: Settings, redactor: Redactor) -> None:
         self.tokens = TokenSource(settings, redactor)  # msal's set-up is local work: first
+        self.expiry = CredentialExpiry(settings, self.tokens)
         super().__init__(settings, redactor)
 
     @property
     def exchange(self) -> bool:
         return True
 
+    @property
+    def target(self) -> str:
+        return app_target(self.settings)
+
     def steps(self) -> list[Step]:
-        token = Step("token", "the access token from Entra ID",
-                     lambda: self.tokens.acquire(self.deadline), background=True,
-                     dialogue=self.tokens.dialogue, target=self.tokens.target)
-        return [token, *(replace(step, needs=("token",)) if step.name == "auth" else step
-                         for step in super().steps())]
+        if self.settings.check == "expiry":
+            return expiry_steps(self.tokens, self.expiry, self.deadline)
+        return [self.tokens.step(self.deadline, background=True),
+                *(replace(step, needs=("token",)) if step.name == "auth" else step
+                  for step in super().steps()),
+                self.expiry.step(self.deadline, background=True)]
 
     def authenticate(self) -> Passed:
         assert self.tokens.token is not None, "auth runs after the token step passed"

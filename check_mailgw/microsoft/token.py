@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import msal
 import requests
 
-from check_mailgw.chain import Dialogue
+from check_mailgw.chain import Dialogue, Step
 from check_mailgw.deadline import Deadline
 from check_mailgw.microsoft.catalogue import aadsts_code, first_sentence, token_error
 from check_mailgw.microsoft.claims import SERVICES, Claims, service_of
@@ -24,9 +24,11 @@ from check_mailgw.outcome import Diagnosis, Passed, State, StepFailed
 from check_mailgw.secret import Redactor
 
 if TYPE_CHECKING:
+    from check_mailgw.microsoft.certificate import ClientCertificate
     from check_mailgw.settings import OAuthSettings, Settings
 
 THROTTLED = 429
+CERTIFICATE_UNKNOWN = 700027  # AADSTS700027: the assertion's key is not the app's
 ERROR_LOOKUP = "https://login.microsoftonline.com/error?code={code}"
 
 
@@ -45,33 +47,74 @@ class TokenSource:
         self.proxy = proxy_for(self.oauth.authority, self.oauth.proxy)
         if self.proxy:
             redactor.add_url_credentials(self.proxy)
-        self.session = https_session(client_context(settings.ca_file, settings.insecure),
-                                     self.proxy)
+        self.tls_context = client_context(settings.ca_file, settings.insecure)
+        self.session = https_session(self.tls_context, self.proxy)
         self.token: str | None = None
         self.claims = Claims({})
+        self._http: DeadlineHttpClient | None = None
+        self._app: msal.ConfidentialClientApplication | None = None
+
+    def step(self, deadline: Deadline, background: bool) -> Step:
+        return Step("token", "the access token from Entra ID", lambda: self.acquire(deadline),
+                    background=background, dialogue=self.dialogue, target=self.target)
 
     def acquire(self, deadline: Deadline) -> Passed:
         """The step: a token, its claims checked against the settings."""
-        http = DeadlineHttpClient(self.session, deadline)
-        try:
-            result = self._request(http)
-        finally:
-            for line in http.exchanges:
-                self.dialogue.add(line)
-        if "access_token" not in result:
-            raise StepFailed(refusal(result, http.last_response), trace_facts(result))
-        self.token = str(result["access_token"])
-        self.redactor.add(self.token)
+        self.token = self.token_for(self.oauth.scopes, deadline, self.dialogue)
         self.claims = Claims.of(self.token)
         return self._judge()
 
-    def _request(self, http: DeadlineHttpClient) -> dict[str, Any]:
+    def token_for(self, scopes: tuple[str, ...], deadline: Deadline, dialogue: Dialogue) -> str:
+        """A token for these scopes from the run's one app object (its cache answers a repeat).
+
+        The expiry lookup asks it for a Graph token after the token step, never at the same time.
+        """
+        if self._http is None:
+            self._http = DeadlineHttpClient(self.session, deadline)
+        http = self._http
+        try:
+            result = self._request(http, scopes)
+        finally:
+            for line in http.exchanges:
+                dialogue.add(line)
+            http.exchanges.clear()
+        if "access_token" not in result:
+            raise StepFailed(self.refusal(result, http.last_response), trace_facts(result))
+        token = str(result["access_token"])
+        self.redactor.add(token)
+        return token
+
+    def refusal(self, result: dict[str, Any], response: requests.Response | None) -> Diagnosis:
+        certificate = self.oauth.certificate
+        if certificate and error_code(result) == CERTIFICATE_UNKNOWN:
+            return certificate_refused(certificate, result, self.settings)
+        return refusal(result, response)
+
+    def _request(self, http: DeadlineHttpClient, scopes: tuple[str, ...]) -> dict[str, Any]:
+        app = self._app or self._application(http)
+        try:
+            return app.acquire_token_for_client(scopes=list(scopes))
+        except msal.exceptions.MsalServiceError:
+            raise StepFailed(server_error(http.last_response, "the token request")) from None
+        except ValueError:
+            raise StepFailed(not_json(http.last_response, "the token endpoint")) from None
+        except requests.RequestException as error:
+            raise StepFailed(transport_failure(error, self.host, self.proxy)) from None
+
+    def _application(self, http: DeadlineHttpClient) -> msal.ConfidentialClientApplication:
+        """msal's app object; its constructor asks the authority for the tenant's endpoints."""
         oauth = self.oauth
         authority = f"{oauth.authority}/{oauth.tenant_id}"
+        credential: str | dict[str, str]
+        if oauth.certificate:
+            credential = oauth.certificate.msal_credential()
+        else:
+            assert oauth.client_secret is not None, "settings give a secret or a certificate"
+            credential = oauth.client_secret.reveal()
         try:
-            app = msal.ConfidentialClientApplication(
+            self._app = msal.ConfidentialClientApplication(
                 oauth.client_id,
-                client_credential=oauth.client_secret.reveal(),
+                client_credential=credential,
                 authority=authority,
                 http_client=http,
                 # Instance discovery asks login.microsoftonline.com: only for its own hosts.
@@ -85,14 +128,7 @@ class TokenSource:
             raise StepFailed(server_error(http.last_response, "tenant discovery")) from None
         except requests.RequestException as error:
             raise StepFailed(transport_failure(error, self.host, self.proxy)) from None
-        try:
-            return app.acquire_token_for_client(scopes=list(oauth.scopes))
-        except msal.exceptions.MsalServiceError:
-            raise StepFailed(server_error(http.last_response, "the token request")) from None
-        except ValueError:
-            raise StepFailed(not_json(http.last_response, "the token endpoint")) from None
-        except requests.RequestException as error:
-            raise StepFailed(transport_failure(error, self.host, self.proxy)) from None
+        return self._app
 
     def _judge(self) -> Passed:
         """Tenant and audience must be the configured ones; roles are information only."""
@@ -122,9 +158,11 @@ class TokenSource:
         metrics: dict[str, float] = {}
         if (left := claims.seconds_left()) is not None:
             metrics["token_ttl"] = round(left)
+        certificate = self.oauth.certificate
+        credential = f"certificate {certificate.thumbprint}" if certificate else "client secret"
         return Passed(f"token ({', '.join(claims.roles) or 'no roles'})", facts, metrics,
                       details={"authority": self.oauth.authority, "proxy": self.proxy or "none",
-                               "scope": " ".join(self.oauth.scopes)})
+                               "scope": " ".join(self.oauth.scopes), "credential": credential})
 
 
 CLOUD_SCOPE_HINT = {"o365-smtp": "https://outlook.office365.com/.default",
@@ -146,11 +184,18 @@ def json_body(response: requests.Response | None) -> dict[str, Any]:
     return body if isinstance(body, dict) else {}
 
 
+def error_code(result: dict[str, Any]) -> int | None:
+    """The AADSTS code of an error answer: error_codes, else the description's."""
+    codes = result.get("error_codes") or []
+    if codes and isinstance(codes[0], int):
+        return codes[0]
+    return aadsts_code(str(result.get("error_description", "")))
+
+
 def refusal(result: dict[str, Any], response: requests.Response | None) -> Diagnosis:
     """An error answer of the token endpoint, in plain words."""
     description = str(result.get("error_description", ""))
-    codes = result.get("error_codes") or []
-    code = codes[0] if codes and isinstance(codes[0], int) else aadsts_code(description)
+    code = error_code(result)
     words = first_sentence(description) or str(result.get("error", "unknown error"))
     status = response.status_code if response is not None else None
     if status == THROTTLED:
@@ -163,6 +208,23 @@ def refusal(result: dict[str, Any], response: requests.Response | None) -> Diagn
         fix=f"Microsoft's description of the code: {ERROR_LOOKUP.format(code=code)}"
         if code else "see the identity provider's answer above",
     )
+
+
+def certificate_refused(certificate: ClientCertificate, result: dict[str, Any],
+                        settings: Settings) -> Diagnosis:
+    """AADSTS700027 with a certificate: say which certificate, and what to do, before Entra's
+    words (which speak of keys and assertions)."""
+    words = first_sentence(str(result.get("error_description", ""))) or "AADSTS700027"
+    upload = (f"upload the public certificate (the file --client-certificate names, without "
+              f"its key; thumbprint {certificate.thumbprint}) under Entra ID, App registrations, "
+              "the app, Certificates & secrets, Certificates, or point --client-certificate at "
+              "the certificate the app has")
+    if certificate.not_after < settings.current_time():
+        ended = certificate.not_after.strftime("%Y-%m-%d")
+        return Diagnosis(State.CRITICAL, f"token refused (the client certificate expired on "
+                         f"{ended})", words, fix="make a new certificate, then " + upload)
+    return Diagnosis(State.CRITICAL, f"token refused (the app does not know the client "
+                     f"certificate {certificate.thumbprint})", words, fix=upload)
 
 
 def throttled(response: requests.Response | None, words: str) -> Diagnosis:

@@ -67,6 +67,11 @@ class SmtpProbe:
     def exchange(self) -> bool:
         return is_exchange_online(self.settings.hostname, self.banner)
 
+    @property
+    def target(self) -> str:
+        """What the first line names."""
+        return self.settings.target
+
     def steps(self) -> list[Step]:
         s = self.settings
         steps = []
@@ -165,7 +170,8 @@ class SmtpProbe:
         passed = Passed(f"AUTH {mechanism} as {user}",
                         {"mechanism": mechanism, "username": user}, details={"offered": offered})
         if self.exchange:
-            passed.advisory = Diagnosis(s.basic_auth_retirement, basic_auth_retirement(),
+            countdown = basic_auth_retirement(s.current_time().date())
+            passed.advisory = Diagnosis(s.basic_auth_retirement, countdown,
                                         fix=BASIC_AUTH_RETIRED_FIX)
         return passed
 
@@ -329,7 +335,7 @@ def monitoring_message(sender: str, recipient: str, helo: str) -> tuple[bytes, s
 def run_probe(probe: SmtpProbe) -> Report:
     s = probe.settings
     try:
-        return run_chain(s.mode, s.target, probe.steps(), probe.deadline, probe.dialogue,
+        return run_chain(s.mode, probe.target, probe.steps(), probe.deadline, probe.dialogue,
                          s.timeout_state)
     finally:
         probe.close()
