@@ -9,6 +9,9 @@ Everything runs against a local Microsoft 365 on loopback (check_mailgw.sandbox.
      (EHLO, STARTTLS, EHLO, AUTH XOAUTH2 in two steps, MAIL, RCPT, RSET, QUIT) or
      requests (Graph sendMail without recipients, answered 400 ErrorInvalidRecipients).
    CPU is the child's user+sys time, wall the time around it; medians are compared.
+   Like for like, the check is given the secret's end date (--secret-expires), so it does
+   what the bare script does; a third side shows what the expiry lookup adds (a Graph
+   token in o365-smtp, and the applications request on a connection of its own).
    Both sides keep compiled bytecode in a temporary cache, as an installed package has
    it (--compile-each-run: compile every module each run, PYTHONDONTWRITEBYTECODE-like).
 
@@ -51,6 +54,8 @@ SCOPES: dict[OAuthMode, str] = {
     "o365-smtp": "https://outlook.office365.com/.default",
     "graph": "https://graph.microsoft.com/.default",
 }
+# The secret's end date, given: no expiry lookup, the same chain as the bare scripts.
+NO_LOOKUP = ("--secret-expires", "2099-01-01")
 # The plugin's step times, as its perfdata names them.
 TRANSPORT_TIMES = ("connect_time", "greeting_time", "tls_time")
 AFTER_TOKEN_TIMES = ("auth_time", "envelope_time")
@@ -190,8 +195,9 @@ def run_child(argv: list[str], what: str, inputs: Inputs) -> Sample:
     return Sample(cpu, wall, done.stdout)
 
 
-def check_argv(endpoints: Endpoints, mode: OAuthMode, inputs: Inputs) -> list[str]:
-    return [str(PLUGIN), *oauth_args(endpoints, mode, inputs.ca, inputs.secret)]
+def check_argv(endpoints: Endpoints, mode: OAuthMode, inputs: Inputs,
+               extra: tuple[str, ...] = NO_LOOKUP) -> list[str]:
+    return [str(PLUGIN), *oauth_args(endpoints, mode, inputs.ca, inputs.secret), *extra]
 
 
 def bare_argv(endpoints: Endpoints, mode: OAuthMode, inputs: Inputs) -> list[str]:
@@ -209,6 +215,7 @@ class Comparison:
     mode: OAuthMode
     check: list[Sample]
     bare: list[Sample]
+    with_lookup: list[Sample]
 
     @staticmethod
     def median(samples: list[Sample], field: Callable[[Sample], float]) -> float:
@@ -217,8 +224,11 @@ class Comparison:
     def row(self) -> str:
         cpu = [self.median(side, lambda s: s.cpu) for side in (self.check, self.bare)]
         wall = [self.median(side, lambda s: s.wall) for side in (self.check, self.bare)]
+        lookup_cpu = self.median(self.with_lookup, lambda s: s.cpu)
+        lookup_wall = self.median(self.with_lookup, lambda s: s.wall)
         return (f"{self.mode:<10} {ms(cpu[0]):>9} {ms(cpu[1]):>9} {cpu[0] / cpu[1]:6.2f}"
-                f"   {ms(wall[0]):>10} {ms(wall[1]):>10} {wall[0] / wall[1]:6.2f}")
+                f"   {ms(wall[0]):>10} {ms(wall[1]):>10} {wall[0] / wall[1]:6.2f}"
+                f"   {ms(lookup_cpu - cpu[0]):>8} {ms(lookup_wall - wall[0]):>8}")
 
 
 def ms(seconds: float) -> str:
@@ -229,7 +239,8 @@ def compare_modes(endpoints: Endpoints, inputs: Inputs, runs: int) -> list[Compa
     comparisons = []
     for mode in MODES:
         sides = {"check_mailgw": check_argv(endpoints, mode, inputs),
-                 "bare": bare_argv(endpoints, mode, inputs)}
+                 "bare": bare_argv(endpoints, mode, inputs),
+                 "with lookup": check_argv(endpoints, mode, inputs, extra=())}
         for name, argv in sides.items():  # warm the page cache and the sandbox
             run_child(argv, f"{mode} {name}", inputs)
         samples: dict[str, list[Sample]] = {name: [] for name in sides}
@@ -238,7 +249,8 @@ def compare_modes(endpoints: Endpoints, inputs: Inputs, runs: int) -> list[Compa
             order = list(sides) if run % 2 == 0 else list(reversed(sides))
             for name in order:
                 samples[name].append(run_child(sides[name], f"{mode} {name}", inputs))
-        comparisons.append(Comparison(mode, samples["check_mailgw"], samples["bare"]))
+        comparisons.append(Comparison(mode, samples["check_mailgw"], samples["bare"],
+                                      samples["with lookup"]))
     return comparisons
 
 
@@ -349,7 +361,8 @@ def main() -> None:
     cache = "compiled each run" if args.compile_each_run else "cached"
     print(f"{args.runs} runs per side, medians; CPU = user+sys of the child process; "
           f"bytecode {cache}")
-    print("mode       check CPU  bare CPU  ratio   check wall  bare wall  ratio")
+    print("mode       check CPU  bare CPU  ratio   check wall  bare wall  ratio"
+          "   + expiry lookup: CPU, wall")
     for comparison in comparisons:
         print(comparison.row())
     print(f"one-way delay to Exchange {args.delay * 1000:.0f} ms, "

@@ -383,12 +383,12 @@ def build_settings(cli: Mapping[str, Any], profile: Mapping[str, Any] | None = N
         output_format=str(option("output_format", "nagios")),
         oauth=oauth,
         basic_auth_retirement=check_retirement_state(option("basic_auth_retirement", "warning")),
-        check=check_what(option("check", "full"), mode),
+        check=check_what(option("check", "full"), mode, send_to),
         now=check_moment(option("now"), "--now") if option("now") is not None else None,
     )
 
 
-def check_what(value: Any, mode: str) -> str:
+def check_what(value: Any, mode: str, send_to: str | None) -> str:
     """--check full (the whole chain) or expiry (only the token and the credential's expiry)."""
     text = str(value).lower()
     if text not in ("full", "expiry"):
@@ -396,6 +396,8 @@ def check_what(value: Any, mode: str) -> str:
     if text == "expiry" and mode not in OAUTH_MODES:
         raise SettingsError("--check expiry: only for --mode o365-smtp or graph (an app's "
                             "client secret or certificate)")
+    if text == "expiry" and send_to:
+        raise SettingsError("--send-to: --check expiry sends nothing (no mail traffic at all)")
     return text
 
 

@@ -27,7 +27,7 @@ from check_mailgw.microsoft.clouds import CLOUDS
 from check_mailgw.microsoft.graph import GraphAnswer
 from check_mailgw.microsoft.token import TokenSource, transport_failure
 from check_mailgw.net.https import DeadlineHttpClient, https_session, proxy_for
-from check_mailgw.outcome import Diagnosis, Passed, State
+from check_mailgw.outcome import Diagnosis, Passed, State, StepFailed
 from check_mailgw.secret import MASK
 
 if TYPE_CHECKING:
@@ -222,7 +222,12 @@ class CredentialExpiry:
         return (CLOUDS[self.oauth.cloud].default_scope("graph"),)
 
     def lookup(self, deadline: Deadline) -> Listing:
-        token = self.tokens.token_for(self.graph_scopes(), deadline, self.dialogue)
+        try:
+            token = self.tokens.token_for(self.graph_scopes(), deadline, self.dialogue)
+        except StepFailed as failed:  # the mail path has its token; only the lookup is lost
+            return Listing([], [], Diagnosis(
+                State.WARNING, "no Graph token for the expiry lookup",
+                failed.diagnosis.headline(), fix=f"{failed.diagnosis.fix}; or {SECRET_DATE}"))
         path = f"/v1.0/applications(appId='{quote(self.oauth.client_id)}')"
         url = f"{self.oauth.graph_url}{path}?$select=passwordCredentials,keyCredentials"
         session = self.tokens.session if self.proxy == self.tokens.proxy else \

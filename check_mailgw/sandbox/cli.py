@@ -17,15 +17,18 @@ from check_mailgw.sandbox.accounts import SANDBOX_USER, write_password_file
 from check_mailgw.sandbox.ca import SandboxCA
 from check_mailgw.sandbox.commands import (
     CA_FILE_NAME,
+    CLIENT_CERTIFICATE_FILE_NAME,
     CLIENT_SECRET_FILE_NAME,
     PASSWORD_FILE_NAME,
     PORT_BASE_MAX,
     PORT_BASE_MIN,
     SandboxPorts,
-    check_commands,
+    expiry_commands,
+    oauth_commands,
     shell_line,
+    smtp_commands,
 )
-from check_mailgw.sandbox.config_file import write_config
+from check_mailgw.sandbox.config_file import EXPIRY_PROFILE, write_config
 from check_mailgw.sandbox.dns_server import DEFAULT_RECORDS, DnsServer, start_dns
 from check_mailgw.sandbox.m365 import M365Sandbox, start_m365
 from check_mailgw.sandbox.scenarios import PART_TITLES, SCENARIOS
@@ -62,8 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--dir",
         type=Path,
-        help="where to write ca.pem, password and client-secret (default: a new temporary "
-        "directory, removed on exit)",
+        help="where to write ca.pem, password, client-secret and client-certificate.pem "
+        "(default: a new temporary directory, removed on exit)",
     )
     parser.add_argument(
         "--port-base",
@@ -79,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         metavar="FILE",
         help="also write a check_mailgw config file with a profile per mode (smtp, "
-        "o365-smtp, graph) pointing at the running sandbox",
+        f"o365-smtp, graph) and {EXPIRY_PROFILE}, pointing at the running sandbox",
     )
     parser.add_argument("--list-scenarios", action="store_true", help="list the scenarios and exit")
     parser.add_argument(
@@ -127,9 +130,16 @@ def _run(args: argparse.Namespace) -> int:
             except OSError as error:
                 print(f"mailgw-sandbox: cannot start the servers: {error}", file=sys.stderr)
                 return 2
-            commands = check_commands(directory, ports)
+            try:
+                # Made with the app's credentials, so only once the servers run.
+                cloud.write_client_certificate(directory / CLIENT_CERTIFICATE_FILE_NAME)
+            except OSError as error:
+                print(f"mailgw-sandbox: cannot write the sandbox files: {error}", file=sys.stderr)
+                return 2
+            commands = smtp_commands(directory, ports) + oauth_commands(directory, ports)
+            expiry = expiry_commands(directory, ports)
             print(
-                _banner(args.scenario, directory, temporary, dns, smtp, cloud, commands),
+                _banner(args.scenario, directory, temporary, dns, smtp, cloud, commands, expiry),
                 flush=True,
             )
             if args.write_config is not None:
@@ -140,7 +150,7 @@ def _run(args: argparse.Namespace) -> int:
                     return 2
                 print(_config_note(args.write_config, temporary), flush=True)
             if stop is None:
-                return _run_demo(commands)
+                return _run_demo(commands + expiry)
             print(READY_LINE, flush=True)
             # A timeout keeps the wait responsive to signals on every platform.
             while not stop.wait(0.5):
@@ -225,10 +235,12 @@ def _banner(
     smtp: dict[Security, SmtpServer],
     cloud: M365Sandbox,
     commands: list[list[str]],
+    expiry: list[list[str]],
 ) -> str:
     names = ", ".join(f"{name} -> {' '.join(ips)}" for name, ips in DEFAULT_RECORDS.items())
     where = f"{directory} (removed on exit)" if temporary else str(directory)
     secret_file = directory / CLIENT_SECRET_FILE_NAME
+    certificate = cloud.app.certificate
     lines = [
         f'check_mailgw sandbox, scenario "{scenario}": {SCENARIOS[scenario].description}',
         f"  SMTP with STARTTLS    {smtp['starttls'].host}:{smtp['starttls'].port}",
@@ -240,12 +252,19 @@ def _banner(
         f"  Exchange SMTP         {cloud.smtp_host}:{cloud.smtp_port}  (STARTTLS, AUTH XOAUTH2)",
         f"  tenant id             {cloud.tenant_id}  (or {SANDBOX_TENANT_DOMAIN})",
         f"  client id             {cloud.client_id}, secret in {secret_file}",
+        f"  client certificate    {directory / CLIENT_CERTIFICATE_FILE_NAME}  (certificate and "
+        f"key; thumbprint {certificate.sha1_thumbprint}, ends "
+        f"{certificate.not_after:%Y-%m-%d})",
         f"  mailboxes             {cloud.mailbox}, {SANDBOX_OPS_MAILBOX}",
         f"  CA certificate        {directory / CA_FILE_NAME}",
         f"  files                 {where}",
         "",
         "Check it with:",
         *(f"  {shell_line(arguments)}" for arguments in commands),
+        "",
+        "Credential expiry, as a daily service (with the certificate; or add --check expiry "
+        "to the graph line above):",
+        *(f"  {shell_line(arguments)}" for arguments in expiry),
         "",
     ]
     return "\n".join(lines)
@@ -255,7 +274,7 @@ def _config_note(path: Path, temporary: bool) -> str:
     lines = [
         f"Config file written to {path}; use it with:",
         f"  {shell_line(['--config', str(path), '--profile', 'smtp'])}"
-        "   (or --profile o365-smtp, --profile graph)",
+        f"   (or --profile o365-smtp, graph, {EXPIRY_PROFILE})",
     ]
     if temporary:
         lines.append("  (it names files in the temporary directory: give --dir to keep them)")

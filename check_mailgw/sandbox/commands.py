@@ -8,6 +8,7 @@ from typing import Literal, Protocol
 
 from check_mailgw.sandbox.accounts import SANDBOX_USER
 from check_mailgw.sandbox.tenant import (
+    CLIENT_CERTIFICATE_FILE_NAME,
     CLIENT_SECRET_FILE_NAME,
     SANDBOX_CLIENT_ID,
     SANDBOX_TENANT_ID,
@@ -15,12 +16,15 @@ from check_mailgw.sandbox.tenant import (
 
 __all__ = [
     "CA_FILE_NAME",
+    "CLIENT_CERTIFICATE_FILE_NAME",
     "CLIENT_SECRET_FILE_NAME",
     "PASSWORD_FILE_NAME",
     "OAuthEndpoints",
     "OAuthMode",
     "SandboxPorts",
     "check_commands",
+    "expiry_args",
+    "expiry_commands",
     "oauth_args",
     "oauth_commands",
     "shell_line",
@@ -110,8 +114,13 @@ class SandboxPorts:
 
 def check_commands(directory: Path, ports: SandboxPorts) -> list[list[str]]:
     """Plugin arguments (without the program name) that check every sandbox listener:
-    the SMTP ones first, then Exchange SMTP with OAuth, then Graph."""
-    return smtp_commands(directory, ports) + oauth_commands(directory, ports)
+    the SMTP ones first, then Exchange SMTP with OAuth, then Graph, then the app's
+    credential expiry with its certificate."""
+    return (
+        smtp_commands(directory, ports)
+        + oauth_commands(directory, ports)
+        + expiry_commands(directory, ports)
+    )
 
 
 def oauth_commands(directory: Path, sandbox: OAuthEndpoints) -> list[list[str]]:
@@ -121,10 +130,36 @@ def oauth_commands(directory: Path, sandbox: OAuthEndpoints) -> list[list[str]]:
     return [oauth_args(sandbox, mode, ca_file, secret_file) for mode in ("o365-smtp", "graph")]
 
 
+def expiry_commands(directory: Path, sandbox: OAuthEndpoints) -> list[list[str]]:
+    """Plugin arguments for a daily service on the app's credential expiry: Graph mode,
+    the certificate credential, --check expiry."""
+    ca_file = directory / CA_FILE_NAME
+    certificate_file = directory / CLIENT_CERTIFICATE_FILE_NAME
+    return [expiry_args(sandbox, "graph", ca_file, certificate_file)]
+
+
 def oauth_args(
     sandbox: OAuthEndpoints, mode: OAuthMode, ca_file: str | Path, secret_file: str | Path
 ) -> list[str]:
     """Plugin arguments that check a local Microsoft 365 in one of the OAuth modes."""
+    return _oauth_args(sandbox, mode, ca_file, ["--client-secret-file", str(secret_file)])
+
+
+def expiry_args(
+    sandbox: OAuthEndpoints,
+    mode: OAuthMode,
+    ca_file: str | Path,
+    certificate_file: str | Path,
+) -> list[str]:
+    """Plugin arguments that check only the app's credential expiry, signing in with its
+    certificate (a PEM file with the certificate and the private key)."""
+    credential = ["--client-certificate", str(certificate_file)]
+    return [*_oauth_args(sandbox, mode, ca_file, credential), "--check", "expiry"]
+
+
+def _oauth_args(
+    sandbox: OAuthEndpoints, mode: OAuthMode, ca_file: str | Path, credential: list[str]
+) -> list[str]:
     transport = ["-H", sandbox.smtp_host, "-p", str(sandbox.smtp_port)]
     return [
         "--mode",
@@ -139,8 +174,7 @@ def oauth_args(
         sandbox.tenant_id,
         "--client-id",
         sandbox.client_id,
-        "--client-secret-file",
-        str(secret_file),
+        *credential,
         "--from",
         sandbox.mailbox,
         "--ca-file",

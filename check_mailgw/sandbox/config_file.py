@@ -6,6 +6,7 @@ from pathlib import Path
 from check_mailgw.sandbox.accounts import SANDBOX_USER
 from check_mailgw.sandbox.commands import (
     CA_FILE_NAME,
+    CLIENT_CERTIFICATE_FILE_NAME,
     CLIENT_SECRET_FILE_NAME,
     PASSWORD_FILE_NAME,
     OAuthEndpoints,
@@ -14,17 +15,20 @@ from check_mailgw.sandbox.commands import (
 
 Table = dict[str, str | int]
 
+# The profile of a daily service on the app's credential expiry.
+EXPIRY_PROFILE = "sandbox-expiry"
+
 
 def config_profiles(
     directory: Path, ports: SandboxPorts, cloud: OAuthEndpoints
 ) -> dict[str, Table]:
     """[defaults] and the profiles, as tables of config keys (long option names)."""
+    app: Table = {"tenant_id": cloud.tenant_id, "client_id": cloud.client_id}
+    endpoints: Table = {"authority": cloud.authority, "graph_url": cloud.graph_url}
     oauth: Table = {
-        "tenant_id": cloud.tenant_id,
-        "client_id": cloud.client_id,
+        **app,
         "client_secret_file": str(directory / CLIENT_SECRET_FILE_NAME),
-        "authority": cloud.authority,
-        "graph_url": cloud.graph_url,
+        **endpoints,
     }
     return {
         "defaults": {"from": SANDBOX_USER, "ca_file": str(directory / CA_FILE_NAME)},
@@ -43,6 +47,13 @@ def config_profiles(
             **oauth,
         },
         "graph": {"mode": "graph", **oauth},
+        EXPIRY_PROFILE: {
+            "mode": "graph",
+            **app,
+            "client_certificate": str(directory / CLIENT_CERTIFICATE_FILE_NAME),
+            **endpoints,
+            "check": "expiry",
+        },
     }
 
 
@@ -61,8 +72,9 @@ def write_config(
 ) -> Path:
     """Write the sandbox's config file; it names secret files, never holds a secret."""
     heading = (
-        "check_mailgw profiles for a running mailgw-sandbox, one per mode:\n"
-        f"  check_mailgw --config {path} --profile smtp|o365-smtp|graph\n"
+        "check_mailgw profiles for a running mailgw-sandbox, one per mode, and the app's\n"
+        "credential expiry with its certificate:\n"
+        f"  check_mailgw --config {path} --profile smtp|o365-smtp|graph|{EXPIRY_PROFILE}\n"
         "Keys are the long option names with '_' for '-'."
     )
     path.write_text(config_text(config_profiles(directory, ports, cloud), heading), "utf-8")

@@ -1,4 +1,5 @@
-"""The sandbox's identity provider, imitating Entra ID: tenant discovery and client credentials.
+"""The sandbox's identity provider, imitating Entra ID: tenant discovery and client credentials
+(a client secret, or a client assertion signed with a registered certificate).
 
 Paths as on login.microsoftonline.com, below the sandbox's base URL:
 GET /{tenant}/v2.0/.well-known/openid-configuration, GET
@@ -8,13 +9,21 @@ may be named by its GUID or its domain.
 
 import asyncio
 import binascii
+import datetime
 import hmac
-import json
+import time
 from base64 import b64decode
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeGuard
 from urllib.parse import unquote_plus
 
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
 from check_mailgw.sandbox import entra_errors
+from check_mailgw.sandbox.app_credentials import AppCredentials, KeyCredential
 from check_mailgw.sandbox.entra_errors import EntraError
 from check_mailgw.sandbox.http_answers import HttpAnswer, HttpRequest, ProxyFailure, request_guid
 from check_mailgw.sandbox.scenarios import Scenario
@@ -27,11 +36,14 @@ from check_mailgw.sandbox.tenant import (
     unbase64url,
 )
 from check_mailgw.sandbox.tokens import (
+    CLOCK_SKEW,
     DEFAULT_ROLES,
     EXCHANGE_RESOURCE,
     EXPIRES_IN,
     GRAPH_RESOURCE,
     AccessTokens,
+    ClientCredential,
+    split_jwt,
 )
 
 DEFAULT_SCOPE_SUFFIX = "/.default"
@@ -52,6 +64,8 @@ class IdentityProvider:
     scenario: Scenario
     tokens: AccessTokens
     base_url: str
+    # The app registration's secrets and certificates.
+    app: AppCredentials
     token_requests: int = 0
 
     def resource_audiences(self) -> dict[str, str]:
@@ -140,7 +154,8 @@ class IdentityProvider:
             return answer
         # A refusal the scenario forces, once the request itself is fine.
         if failure is not None:
-            return failure.answer(answer.correlation_id, **_app_values(answer.client_id))
+            values = _app_values(answer.client_id, answer.thumbprint)
+            return failure.answer(answer.correlation_id, **values)
         return answer.success()
 
     def _token(self, tenant: str, request: HttpRequest) -> "_TokenRequest | HttpAnswer":
@@ -170,14 +185,19 @@ class IdentityProvider:
         values = _app_values(client_id)
         if client_id.lower() != self.tokens.client_id:
             return refuse(entra_errors.APP_NOT_FOUND, **values)
+        credential: ClientCredential = "secret"
+        thumbprint = ""
         if assertion:
-            # No certificate is registered on the sandbox app.
-            thumbprint = _assertion_thumbprint(assertion)
-            return refuse(entra_errors.CERTIFICATE_UNKNOWN, **_app_values(client_id, thumbprint))
-        if not secret:
+            key = self._assertion_key(assertion, form, tenant, tenant_id, client_id, refuse)
+            if isinstance(key, HttpAnswer):
+                return key
+            credential, thumbprint = "certificate", key.certificate.sha1_thumbprint
+        elif not secret:
             return refuse(entra_errors.CREDENTIAL_MISSING)
-        if not hmac.compare_digest(secret.encode(), SANDBOX_CLIENT_SECRET.encode()):
+        elif not hmac.compare_digest(secret.encode(), SANDBOX_CLIENT_SECRET.encode()):
             return refuse(entra_errors.SECRET_INVALID, **values)
+        elif time.time() >= self.app.configured_secret.end.timestamp():
+            return refuse(entra_errors.SECRET_EXPIRED, **values)
         scope = form.get("scope", "").strip()
         if not scope:
             return refuse(entra_errors.PARAMETER_MISSING, parameter="scope")
@@ -192,7 +212,74 @@ class IdentityProvider:
             resources.append(audiences[resource.lower()])
         if len(set(resources)) > 1:
             return refuse(entra_errors.SCOPE_INVALID, scope=scope)
-        return _TokenRequest(self, resources[0], correlation_id, client_id)
+        return _TokenRequest(self, resources[0], correlation_id, client_id, credential, thumbprint)
+
+    def _assertion_key(
+        self,
+        assertion: str,
+        form: dict[str, str],
+        tenant: str,
+        tenant_id: str,
+        client_id: str,
+        refuse: Callable[..., HttpAnswer],
+    ) -> KeyCredential | HttpAnswer:
+        """The registered certificate that signed a valid client assertion, or the refusal.
+
+        Checked as Entra does for certificate credentials: the assertion type, the
+        certificate named by x5t (RS256) or x5t#S256 (PS256), its registration's end,
+        the signature, then the claims iss, sub, aud, exp and nbf.
+        """
+        assertion_type = form.get("client_assertion_type")
+        if not assertion_type:
+            return refuse(entra_errors.PARAMETER_MISSING, parameter="client_assertion_type")
+        if assertion_type != CLIENT_ASSERTION_TYPE:
+            return refuse(entra_errors.ASSERTION_TYPE_UNSUPPORTED, assertion_type=assertion_type)
+        try:
+            header, claims, signing_input, signature = split_jwt(assertion)
+        except ValueError:
+            return refuse(entra_errors.ASSERTION_MALFORMED)
+        sha1 = _thumbprint_bytes(header.get("x5t"))
+        sha256 = _thumbprint_bytes(header.get("x5t#S256"))
+        # Entra quotes the thumbprint the client named.
+        named = (sha256 or sha1 or b"").hex().upper()
+        values = _app_values(client_id, named)
+        key = self.app.key_with_thumbprint(sha1=sha1, sha256=sha256)
+        if key is None:
+            return refuse(entra_errors.CERTIFICATE_UNKNOWN, **values)
+        values.update(key_start=_key_date(key.start), key_end=_key_date(key.end))
+        now = time.time()
+        if now >= key.end.timestamp():
+            return refuse(entra_errors.CERTIFICATE_EXPIRED, **values)
+        if not _signed_by(key, header.get("alg"), signing_input, signature):
+            return refuse(entra_errors.CERTIFICATE_SIGNATURE_INVALID, **values)
+        if not all(_same_id(claims.get(name), client_id) for name in ("iss", "sub")):
+            return refuse(entra_errors.ASSERTION_ISSUER, **values)
+        audiences = claims.get("aud")
+        audiences = audiences if isinstance(audiences, list) else [audiences]
+        endpoints = self.token_endpoints(tenant, tenant_id)
+        if not any(isinstance(aud, str) and aud.lower() in endpoints for aud in audiences):
+            return refuse(entra_errors.ASSERTION_AUDIENCE, **values)
+        expires, not_before = claims.get("exp"), claims.get("nbf")
+        if not _within_time_range(expires, not_before, now):
+            return refuse(
+                entra_errors.ASSERTION_TIME,
+                current_time=_assertion_time(now),
+                valid_from=_assertion_time(not_before if _is_time(not_before) else 0),
+                expires=_assertion_time(expires if _is_time(expires) else 0),
+            )
+        return key
+
+    def token_endpoints(self, tenant: str, tenant_id: str) -> set[str]:
+        """The token endpoint URLs a client assertion's aud may name, lower case.
+
+        The one discovery announces, and the same with the tenant as the request
+        names it (domain or GUID) or with the v1.0 path.
+        """
+        return {
+            f"{self.base_url}/{name}/{path}".lower()
+            for name in (tenant_id, tenant)
+            for path in ("oauth2/v2.0/token", "oauth2/token")
+        }
 
 
 @dataclass(frozen=True)
@@ -203,13 +290,16 @@ class _TokenRequest:
     audience: str
     correlation_id: str
     client_id: str
+    credential: ClientCredential = "secret"
+    # SHA-1 thumbprint of the certificate that signed the assertion ("" for a secret).
+    thumbprint: str = ""
 
     def success(self) -> HttpAnswer:
         roles: list[str] | None = None
         if self.provider.scenario.token_roles:
             api = EXCHANGE_RESOURCE if self.audience.startswith("https://outlook.") else None
             roles = [DEFAULT_ROLES[api or GRAPH_RESOURCE]]
-        token = self.provider.tokens.mint(self.audience, roles=roles)
+        token = self.provider.tokens.mint(self.audience, roles=roles, credential=self.credential)
         body = {
             "token_type": "Bearer",
             "expires_in": EXPIRES_IN,
@@ -242,10 +332,61 @@ def _basic_credentials(request: HttpRequest) -> tuple[str | None, str | None]:
     return unquote_plus(client_id), unquote_plus(secret)
 
 
-def _assertion_thumbprint(assertion: str) -> str:
-    """The certificate thumbprint a client assertion names (x5t), as Entra quotes it."""
+def _thumbprint_bytes(encoded: object) -> bytes | None:
+    """A certificate thumbprint from a JOSE header (x5t, x5t#S256: base64url); None if absent."""
+    if not isinstance(encoded, str) or not encoded:
+        return None
     try:
-        header = json.loads(unbase64url(assertion.split(".")[0]))
-        return unbase64url(header.get("x5t", "")).hex().upper()
-    except (ValueError, AttributeError, binascii.Error):
-        return ""
+        return unbase64url(encoded.rstrip("="))
+    except ValueError:
+        return None
+
+
+def _signed_by(
+    key: KeyCredential, algorithm: object, signing_input: bytes, signature: bytes
+) -> bool:
+    """Whether the registered certificate's key made the signature (RS256 or PS256)."""
+    public_key = key.certificate.certificate.public_key()
+    if not isinstance(public_key, rsa.RSAPublicKey):
+        return False
+    scheme: padding.AsymmetricPadding
+    if algorithm == "RS256":
+        scheme = padding.PKCS1v15()
+    elif algorithm == "PS256":
+        # Any salt length: signers differ (msal's uses the longest, others the hash's).
+        scheme = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.AUTO)
+    else:
+        return False
+    try:
+        public_key.verify(signature, signing_input, scheme, hashes.SHA256())
+    except InvalidSignature:
+        return False
+    return True
+
+
+def _same_id(claim: object, client_id: str) -> bool:
+    return isinstance(claim, str) and claim.lower() == client_id.lower()
+
+
+def _is_time(value: object) -> TypeGuard[float]:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _within_time_range(expires: object, not_before: object, now: float) -> bool:
+    """exp still ahead; nbf, if given, reached (give or take Entra's clock skew)."""
+    if not _is_time(expires) or expires <= now:
+        return False
+    if not_before is None:
+        return True
+    return _is_time(not_before) and not_before <= now + CLOCK_SKEW
+
+
+def _key_date(moment: datetime.datetime) -> str:
+    """A key's start or end as Entra quotes it: 08/18/2029 19:33:23 (UTC)."""
+    return moment.astimezone(datetime.UTC).strftime("%m/%d/%Y %H:%M:%S")
+
+
+def _assertion_time(seconds: float) -> str:
+    """A time as Entra's time-range error writes it: 2024-10-02T22:05:03.6755165Z."""
+    moment = datetime.datetime.fromtimestamp(seconds, datetime.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond * 10:07d}Z"

@@ -168,6 +168,73 @@ CERTIFICATE_UNKNOWN = EntraError(
     "see configured keys for app Id '{client_id}'.]",
     code=700027,
 )
+
+# Client assertions (certificate credentials). Texts seen in public threads where
+# marked "seen"; the others are sandbox wording in the same style.
+CERTIFICATES_DOC = "https://learn.microsoft.com/entra/identity-platform/certificate-credentials"
+_CONFIGURED_KEYS = (
+    "Please visit the Azure Portal, Graph Explorer or directly use MS Graph to see configured "
+    "keys for app Id '{client_id}'."
+)
+# Sandbox wording and code.
+ASSERTION_TYPE_UNSUPPORTED = EntraError(
+    "invalid_request",
+    400,
+    "Error validating credentials. The client_assertion_type '{assertion_type}' is not "
+    "supported; use urn:ietf:params:oauth:client-assertion-type:jwt-bearer.",
+    code=70002,
+)
+# Sandbox wording; the code is Entra's for a malformed JWT.
+ASSERTION_MALFORMED = EntraError(
+    "invalid_client",
+    401,
+    "JWT token is invalid or malformed. The client assertion is not a signed JWT.",
+    code=50027,
+)
+# Sandbox wording for the reason, in the form of the seen ones.
+CERTIFICATE_SIGNATURE_INVALID = EntraError(
+    "invalid_client",
+    401,
+    "Client assertion contains an invalid signature. [Reason - The key was found but the "
+    "signature is invalid., Thumbprint of key used by client: '{thumbprint}', Found key "
+    f"'Start={{key_start}}, End={{key_end}}', {_CONFIGURED_KEYS}]",
+    code=700027,
+)
+# Seen.
+CERTIFICATE_EXPIRED = EntraError(
+    "invalid_client",
+    401,
+    "Client assertion contains an invalid signature. [Reason - The key used is expired., "
+    "Thumbprint of key used by client: '{thumbprint}', Found key 'Start={key_start}, "
+    f"End={{key_end}}', {_CONFIGURED_KEYS}]",
+    code=700027,
+)
+# Seen.
+ASSERTION_AUDIENCE = EntraError(
+    "invalid_client",
+    401,
+    f"Client assertion audience claim does not match Realm issuer. Review the documentation at "
+    f"{CERTIFICATES_DOC} .",
+    code=700023,
+)
+# Sandbox wording.
+ASSERTION_ISSUER = EntraError(
+    "invalid_client",
+    401,
+    "Client assertion application identifier doesn't match 'client_id' parameter. Review the "
+    f"documentation at {CERTIFICATES_DOC} .",
+    code=700021,
+)
+# Seen.
+ASSERTION_TIME = EntraError(
+    "invalid_client",
+    401,
+    "Client assertion is not within its valid time range. Current time: {current_time}, "
+    "assertion valid from {valid_from}, expiry time of assertion {expires}. Review the "
+    f"documentation at {CERTIFICATES_DOC} .",
+    code=700024,
+)
+
 # Throttling and outage bodies are not documented; these are plausible imitations.
 THROTTLED = EntraError(
     "temporarily_unavailable",

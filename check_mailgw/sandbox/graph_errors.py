@@ -1,6 +1,6 @@
 """Microsoft Graph's error answers, in one place: the sandbox Graph API's table.
 
-Texts follow REFERENCE.md sections 5 and 9; placeholders in braces are filled
+Texts follow REFERENCE.md sections 5, 6 and 9; placeholders in braces are filled
 in per request.
 """
 
@@ -75,6 +75,24 @@ TOKEN_EXPIRED = GraphError(
 )
 TOKEN_WRONG_AUDIENCE = GraphError(
     401, "InvalidAuthenticationToken", "Access token validation failure. Invalid audience."
+)
+
+# The app registration: applications(appId='...')
+# Sandbox wording for an unknown $select property, in the style of Graph's OData errors.
+PROPERTY_UNKNOWN = GraphError(
+    400,
+    "Request_BadRequest",
+    "Could not find a property named '{property}' on type 'microsoft.graph.application'.",
+)
+# Without Application.Read.All (REFERENCE.md section 6; the status is inferred).
+APPLICATION_READ_DENIED = GraphError(
+    403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation."
+)
+APPLICATION_NOT_FOUND = GraphError(
+    404,
+    "Request_ResourceNotFound",
+    "Resource '{app_id}' does not exist or one of its queried reference-property objects are "
+    "not present.",
 )
 
 # The user

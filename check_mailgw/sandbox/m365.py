@@ -1,11 +1,15 @@
 """A local Microsoft 365: identity provider and Graph over HTTPS, and Exchange SMTP.
 
 start_m365 starts both listeners on loopback with the sandbox CA's certificate
-and one scenario; the M365Sandbox it returns says where they listen and what
-they received.
+and one scenario; the M365Sandbox it returns says where they listen, what
+they received, and which credentials the app registration holds.
 """
 
+import datetime
+from pathlib import Path
+
 from check_mailgw.sandbox.accounts import SANDBOX_USER
+from check_mailgw.sandbox.app_credentials import AppCredentials
 from check_mailgw.sandbox.background import RunningServer
 from check_mailgw.sandbox.ca import SandboxCA
 from check_mailgw.sandbox.entra import IdentityProvider
@@ -43,9 +47,12 @@ class M365Sandbox(RunningServer):
         https: HttpsServer,
         api: CloudApi,
         exchange: SmtpServer,
+        app: AppCredentials,
     ) -> None:
         self.scenario = scenario
         self.tokens = tokens
+        # The app registration's secrets and certificates, dated from app.now.
+        self.app = app
         self.https = https
         self.exchange = exchange
         self._api = api
@@ -79,6 +86,20 @@ class M365Sandbox(RunningServer):
     @property
     def mailbox(self) -> str:
         return SANDBOX_USER
+
+    @property
+    def now(self) -> datetime.datetime:
+        """The reference time the app's credential dates count from (UTC, whole seconds)."""
+        return self.app.now
+
+    @property
+    def app_lookups(self) -> int:
+        """How many requests reached Graph's applications(appId=...), whatever the answer."""
+        return self._api.graph.app_lookups
+
+    def write_client_certificate(self, path: str | Path, *, passphrase: str | None = None) -> Path:
+        """Write the app's certificate and its private key to one PEM file (mode 0600)."""
+        return self.app.certificate.write_pem(path, passphrase=passphrase)
 
     @property
     def graph_messages(self) -> list[GraphMessage]:
@@ -119,19 +140,24 @@ def start_m365(
     https_port: int = 0,
     smtp_port: int = 0,
     signing_key: SigningKey | None = None,
+    now: datetime.datetime | None = None,
 ) -> M365Sandbox:
     """Start the HTTPS server and the Exchange SMTP listener (port 0: any free port).
 
     A signing key is made unless one is given (tests share one: making it takes time).
+    The app's credentials are dated from now (default: the current time), so that
+    their days left read as the scenario says.
     """
     chosen = get_scenario(scenario)
     key = signing_key or SigningKey.generate()
     tokens = AccessTokens(key, SANDBOX_TENANT_ID, SANDBOX_CLIENT_ID)
+    app = AppCredentials.for_scenario(chosen, now or datetime.datetime.now(datetime.UTC))
     apis: list[CloudApi] = []
 
     def make_api(base_url: str) -> CloudApi:
         api = CloudApi(
-            IdentityProvider(chosen, tokens, base_url), GraphApi(chosen, tokens, base_url)
+            IdentityProvider(chosen, tokens, base_url, app),
+            GraphApi(chosen, tokens, base_url, app),
         )
         apis.append(api)
         return api
@@ -144,4 +170,6 @@ def start_m365(
     except BaseException:
         https.stop()
         raise
-    return M365Sandbox(scenario=chosen, tokens=tokens, https=https, api=apis[0], exchange=exchange)
+    return M365Sandbox(
+        scenario=chosen, tokens=tokens, https=https, api=apis[0], exchange=exchange, app=app
+    )

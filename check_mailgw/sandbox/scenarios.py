@@ -2,8 +2,10 @@
 
 One namespace for every part of the sandbox. Fields without a prefix shape every
 SMTP listener (the Exchange one too); token_* the identity provider's token
-endpoint, graph_* the Graph API, exchange_* (and xoauth2_*, end_of_data_*,
-tls_ehlo_*) only the Exchange SMTP listener.
+endpoint, graph_* the Graph API's sendMail, exchange_* (and xoauth2_*,
+end_of_data_*, tls_ehlo_*) only the Exchange SMTP listener; secret_*,
+certificate_* and app_* the app registration's credentials (what the identity
+provider accepts and Graph's applications(appId=...) lists).
 """
 
 from dataclasses import dataclass
@@ -14,19 +16,23 @@ from check_mailgw.sandbox.entra_errors import EntraError
 from check_mailgw.sandbox.graph_errors import GraphError
 from check_mailgw.sandbox.http_answers import BAD_GATEWAY, ProxyFailure
 
+# Whether the app may read its own registration (Application.Read.All).
+AppLookup = Literal["allowed", "forbidden"]
+
 TlsSetup = Literal["valid", "wrong-host", "expired", "expiring", "handshake-failure"]
 
 # Misbehaviour too crude for an SMTP engine, played by check_mailgw.sandbox.scripted.
 Script = Literal["reply-and-close", "reply-and-await-quit", "reply-and-idle", "idle", "blackhole"]
 
 # The part of the sandbox a scenario changes, for --list-scenarios.
-Part = Literal["all", "smtp", "token", "graph", "exchange", "several"]
+Part = Literal["all", "smtp", "token", "graph", "exchange", "credentials", "several"]
 PART_TITLES: dict[Part, str] = {
     "all": "Everything healthy",
     "smtp": "Every SMTP listener (the Exchange one too)",
     "token": "Identity provider: token endpoint and the tokens it issues",
     "graph": "Graph API",
     "exchange": "Exchange SMTP listener (XOAUTH2)",
+    "credentials": "App credentials: secrets, certificates, their lookup",
     "several": "Several parts at once",
 }
 
@@ -71,6 +77,24 @@ class Scenario:
     end_of_data_reply: str | None = None
     # Answer to the EHLO after STARTTLS, before the connection is closed.
     tls_ehlo_reply: str | None = None
+    # Days from the sandbox's start until the configured client secret ends
+    # (negative: ended); its end date is half a day later, so that "days left"
+    # reads this number all day.
+    secret_days: float = 180
+    # The app's other client secrets: (display name, hint, days until they end).
+    other_secrets: tuple[tuple[str, str, float], ...] = ()
+    # False: Graph does not list the configured secret (the identity provider
+    # still accepts it), as when the lookup reads another app or the secret is gone.
+    secret_listed: bool = True
+    # Whether Graph lets the app read its registration, or answers 403.
+    app_lookup: AppLookup = "allowed"
+    # Days until the certificate handed to the plugin ends (half a day later, too).
+    certificate_days: float = 365
+    # False: the app knows another certificate only, not the one handed out.
+    certificate_uploaded: bool = True
+    # False: customKeyIdentifier holds other bytes than the thumbprint, as some
+    # PowerShell uploads leave it; only the certificate itself (key) identifies it.
+    certificate_key_id_is_thumbprint: bool = True
 
 
 _SCENARIOS = (
@@ -78,6 +102,8 @@ _SCENARIOS = (
         "ok",
         "all healthy: SMTP with AUTH PLAIN/LOGIN, tokens, Graph sendMail, Exchange XOAUTH2",
         part="all",
+        # Another secret of the app that ends sooner than the one in use.
+        other_secrets=(("old gateway secret", "Xq2", 12),),
     ),
     Scenario(
         "no-starttls",
@@ -161,6 +187,8 @@ _SCENARIOS = (
         "the client secret has expired (401 AADSTS7000222)",
         part="token",
         token_failure=entra_errors.SECRET_EXPIRED,
+        # What Graph lists agrees with the refusal.
+        secret_days=-2,
     ),
     Scenario(
         "app-disabled",
@@ -326,6 +354,57 @@ _SCENARIOS = (
         "the Exchange listener greets after 1.5 seconds",
         part="exchange",
         exchange_greeting_delay=1.5,
+    ),
+    # App credentials
+    Scenario(
+        "secret-ends-in-20-days",
+        "the client secret in use ends in 20 days",
+        part="credentials",
+        secret_days=20,
+    ),
+    Scenario(
+        "secret-ends-in-3-days",
+        "the client secret in use ends in 3 days",
+        part="credentials",
+        secret_days=3,
+    ),
+    Scenario(
+        "secret-hint-shared",
+        "two secrets share the hint of the one in use; one ends in 25 days, the other in 200",
+        part="credentials",
+        secret_days=200,
+        other_secrets=(("check_mailgw monitor (rotated)", "Sbx", 25),),
+    ),
+    Scenario(
+        "secret-not-listed",
+        "the app's one listed secret is not the configured one (its hint differs)",
+        part="credentials",
+        secret_listed=False,
+        other_secrets=(("gateway secret", "Q7w", 90),),
+    ),
+    Scenario(
+        "lookup-forbidden",
+        "the app may not read its registration (403 Authorization_RequestDenied)",
+        part="credentials",
+        app_lookup="forbidden",
+    ),
+    Scenario(
+        "certificate-accepted",
+        "the certificate's customKeyIdentifier is not its thumbprint; its key still matches",
+        part="credentials",
+        certificate_key_id_is_thumbprint=False,
+    ),
+    Scenario(
+        "certificate-expiring",
+        "the certificate handed out ends in 10 days",
+        part="credentials",
+        certificate_days=10,
+    ),
+    Scenario(
+        "certificate-not-uploaded",
+        "the app knows another certificate, not the one handed out (401 AADSTS700027)",
+        part="credentials",
+        certificate_uploaded=False,
     ),
     Scenario(
         "slow-token-and-transport",

@@ -22,6 +22,8 @@ SANDBOX_TENANT_NAME = "check_mailgw sandbox"
 
 SANDBOX_CLIENT_ID = "8c2e4a6b-1d3f-4b5a-8c7e-9f0a1b2c3d4e"
 SANDBOX_APP_NAME = "check_mailgw sandbox monitor"
+# The app registration (application object): what Graph's applications/{id} names.
+SANDBOX_APP_OBJECT_ID = "6d8f0a2c-4e6b-4c8d-b0f2-5a7c9e1b3d5f"
 # The enterprise application (service principal): oid and sub of app-only tokens.
 SANDBOX_SERVICE_PRINCIPAL_ID = "2a4c6e8f-0b1d-4f3a-9c5e-7b9d1f3a5c7e"
 # Shaped like an Entra client secret value (3 characters, a digit, "Q~", 34 more);
@@ -38,6 +40,8 @@ SANDBOX_MAILBOXES: dict[str, str] = {
 }
 
 CLIENT_SECRET_FILE_NAME = "client-secret"
+# Certificate and private key (PEM) of the app's certificate credential.
+CLIENT_CERTIFICATE_FILE_NAME = "client-certificate.pem"
 
 _GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
 _DOMAIN = re.compile(r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}", re.I)

@@ -47,6 +47,9 @@ EXPIRES_IN = 3599
 CLOCK_SKEW = 300
 
 Rejection = Literal["malformed", "signature", "expired", "audience", "tenant"]
+# How the app proved itself: appidacr "1" for a client secret, "2" for a certificate.
+ClientCredential = Literal["secret", "certificate"]
+APPIDACR: dict[ClientCredential, str] = {"secret": "1", "certificate": "2"}
 
 
 class TokenRejected(Exception):
@@ -72,6 +75,7 @@ class AccessTokens:
         roles: Collection[str] | None = None,
         issued_at: float | None = None,
         lifetime: int | None = None,
+        credential: ClientCredential = "secret",
     ) -> str:
         """A signed token for an audience; roles None leaves the claim out, as Entra does."""
         now = int(time.time() if issued_at is None else issued_at)
@@ -88,8 +92,7 @@ class AccessTokens:
             "aio": base64url(uuid.uuid4().bytes * 2),
             "app_displayname": SANDBOX_APP_NAME,
             "appid": self.client_id,
-            # "1": the app proved itself with a client secret.
-            "appidacr": "1",
+            "appidacr": APPIDACR[credential],
             "idp": issuer,
             "idtyp": "app",
             "oid": SANDBOX_SERVICE_PRINCIPAL_ID,
@@ -108,18 +111,10 @@ class AccessTokens:
         self, token: str, audiences: Collection[str], now: float | None = None
     ) -> dict[str, Any]:
         """The token's claims if it is valid for one of the audiences; else TokenRejected."""
-        parts = token.split(".")
-        if len(parts) != 3:
-            raise TokenRejected("malformed")
         try:
-            header = json.loads(unbase64url(parts[0]))
-            claims = json.loads(unbase64url(parts[1]))
-            signature = unbase64url(parts[2])
+            header, claims, signing_input, signature = split_jwt(token)
         except ValueError:
             raise TokenRejected("malformed") from None
-        if not isinstance(header, dict) or not isinstance(claims, dict):
-            raise TokenRejected("malformed")
-        signing_input = f"{parts[0]}.{parts[1]}".encode("ascii", errors="replace")
         if header.get("alg") != "RS256" or not self.key.verify(signature, signing_input):
             raise TokenRejected("signature")
         now = time.time() if now is None else now
@@ -131,6 +126,23 @@ class AccessTokens:
         if claims.get("tid") != self.tenant_id:
             raise TokenRejected("tenant")
         return claims
+
+
+def split_jwt(token: str) -> tuple[dict[str, Any], dict[str, Any], bytes, bytes]:
+    """A compact JWS's header, claims, signing input and signature; ValueError if malformed."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise ValueError("a JWT has three parts")
+    try:
+        header = json.loads(unbase64url(parts[0]))
+        claims = json.loads(unbase64url(parts[1]))
+        signature = unbase64url(parts[2])
+    except ValueError as error:  # binascii.Error and UnicodeDecodeError too
+        raise ValueError(f"not a JWT: {error}") from None
+    if not isinstance(header, dict) or not isinstance(claims, dict):
+        raise ValueError("JWT header and claims must be JSON objects")
+    signing_input = f"{parts[0]}.{parts[1]}".encode("ascii", errors="replace")
+    return header, claims, signing_input, signature
 
 
 def _encode(value: dict[str, Any]) -> str:
