@@ -312,10 +312,11 @@ def build_settings(cli: Mapping[str, Any], profile: Mapping[str, Any] | None = N
                 raise SettingsError(f"--{key.replace('_', '-')}: only for --mode o365-smtp "
                                     "or graph (this is --mode smtp)")
     hostname, port, tls = gateway_address(mode, option, oauth)
-    if option("sender") is None:
-        raise SettingsError("--from is missing: the sender address the gateway uses")
-    sender = check_address(option("sender"), "--from")
     send_to = check_address(option("send_to"), "--send-to") if option("send_to") else None
+    check = check_what(option("check", "full"), mode, send_to)
+    if option("sender") is None and check != "expiry":  # the expiry check sends nothing
+        raise SettingsError("--from is missing: the sender address the gateway uses")
+    sender = check_address(option("sender"), "--from") if option("sender") is not None else ""
 
     username = option("username")
     password = find_secret("password", PASSWORD_ENV, cli, profile, env) if not oauth else None
@@ -383,7 +384,7 @@ def build_settings(cli: Mapping[str, Any], profile: Mapping[str, Any] | None = N
         output_format=str(option("output_format", "nagios")),
         oauth=oauth,
         basic_auth_retirement=check_retirement_state(option("basic_auth_retirement", "warning")),
-        check=check_what(option("check", "full"), mode, send_to),
+        check=check,
         now=check_moment(option("now"), "--now") if option("now") is not None else None,
     )
 

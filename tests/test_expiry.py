@@ -303,3 +303,17 @@ def test_no_private_key_or_token_in_any_output(mode, m365, ca_file, tmp_path) ->
             document = json.loads(result.stdout)
             assert any(p.startswith("cert_credential_days=") for p in
                        document["perfdata"])
+
+
+def test_check_expiry_needs_no_sender(m365, ca_file, client_secret_file) -> None:
+    """The daily expiry service names the app, not a mailbox."""
+    sandbox = m365("ok")
+    args = oauth_args(sandbox, "graph", ca_file, client_secret_file)
+    at = args.index("--from")
+    result = run_check(*args[:at], *args[at + 2:], "--check", "expiry")
+    assert result.exit_code == OK, result.stdout
+    assert "--send-to" not in result.stdout
+    refused = run_check(*args, "--check", "expiry", "--send-to", "ops@sandbox.test")
+    assert refused.exit_code == UNKNOWN
+    assert refused.first_line == ("MAILGW UNKNOWN - --send-to: --check expiry sends nothing "
+                                  "(no mail traffic at all)")

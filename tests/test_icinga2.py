@@ -1,4 +1,5 @@
-"""A real Icinga 2 core runs the plugin through contrib's CheckCommand against the sandbox.
+"""A real Icinga 2 core runs the plugin through contrib's CheckCommand against the sandbox,
+and shows which services contrib's apply rules make.
 
 Needs Debian's icinga2-bin (CI installs it); without it the test is skipped, except
 under CI, where a missing core is a failure.
@@ -6,7 +7,10 @@ under CI, where a missing core is a failure.
 
 from __future__ import annotations
 
+import datetime
+import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -14,10 +18,13 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from check_mailgw.sandbox.accounts import SANDBOX_PASSWORD, SANDBOX_USER
+from check_mailgw.sandbox.m365 import M365Sandbox
+from check_mailgw.sandbox.tenant import SANDBOX_CLIENT_SECRET
 
 REPO = Path(__file__).resolve().parent.parent
 CHECK_COMMAND = REPO / "contrib" / "icinga2" / "check_mailgw.conf"
@@ -41,8 +48,12 @@ def service(name: str, **variables: object) -> str:
     return "\n".join([*lines, "}"])
 
 
-def run_icinga2(workdir: Path, objects: str, wanted: set[str]) -> dict[str, dict[str, str]]:
-    """Starts the daemon with contrib's config plus objects; returns each service's result."""
+def write_config(workdir: Path, objects: str) -> tuple[Path, list[str]]:
+    """contrib's config plus objects, and the -D options of an instance living in workdir.
+
+    Validates it as `icinga2 daemon -C` does; the objects file it writes is what
+    `icinga2 object list` reads.
+    """
     plugins, state, results = workdir / "plugins", workdir / "state", workdir / "results"
     for directory in (plugins, state / "icinga2", results):
         directory.mkdir(parents=True)
@@ -84,7 +95,44 @@ object Host "gateway" {{
     validated = subprocess.run([ICINGA2, "daemon", "-C", "-c", str(config), *defines],
                                capture_output=True, text=True, timeout=60)
     assert validated.returncode == 0, validated.stdout[-3000:]
+    return config, defines
 
+
+def applied_services(workdir: Path, objects: str) -> dict[str, dict[str, Any]]:
+    """The services the config defines, as `icinga2 object list` shows them, by host!name.
+
+    Each has its attributes (check_interval in seconds ...) and "vars"; no check runs.
+    """
+    _, defines = write_config(workdir, objects)
+    listed = subprocess.run([ICINGA2, "object", "list", "--type", "Service", *defines],
+                            capture_output=True, text=True, timeout=60)
+    assert listed.returncode == 0, listed.stdout[-3000:] + listed.stderr[-3000:]
+    services: dict[str, dict[str, Any]] = {}
+    current: dict[str, Any] = {}
+    attribute = ""
+    for line in listed.stdout.splitlines():
+        if header := re.fullmatch(r"Object '(.+)' of type 'Service':", line):
+            current = services.setdefault(header[1], {"vars": {}})
+        elif top := re.fullmatch(r"  \* (\w+)(?: = (.*))?", line):
+            attribute = top[1]
+            if top[2] is not None:
+                current[attribute] = listed_value(top[2])
+        elif (var := re.fullmatch(r"    \* (\w+) = (.*)", line)) and attribute == "vars":
+            current["vars"][var[1]] = listed_value(var[2])
+    return services
+
+
+def listed_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def run_icinga2(workdir: Path, objects: str, wanted: set[str]) -> dict[str, dict[str, str]]:
+    """Starts the daemon with contrib's config plus objects; returns each service's result."""
+    config, defines = write_config(workdir, objects)
+    results = workdir / "results"
     log = workdir / "icinga2.log"
     with log.open("wb") as log_file:
         daemon = subprocess.Popen(
@@ -156,3 +204,105 @@ ca_file = "{ca_file}"
     assert "535 5.7.139" in broken["output"]
     assert "auth_time=" in broken["perfdata"]
     assert all(SANDBOX_PASSWORD not in str(r) for r in results.values())
+
+
+def expiry_vars(sandbox: M365Sandbox, ca_file: Path) -> dict[str, object]:
+    """The variables of a daily expiry service for the sandbox's app, without its credential."""
+    return {"mode": "graph", "check": "expiry", "tenant_id": sandbox.tenant_id,
+            "client_id": sandbox.client_id, "from": SANDBOX_USER,
+            "authority": sandbox.authority, "graph_url": sandbox.graph_url, "ca_file": ca_file}
+
+
+def test_icinga2_runs_the_daily_expiry_check_against_the_sandbox(
+        workdir, m365, ca_file, client_secret_file):
+    ending = m365("secret-ends-in-20-days")
+    expiring_certificate = m365("certificate-expiring")
+    certificate = expiring_certificate.write_client_certificate(workdir / "client-certificate.pem")
+    forbidden = m365("lookup-forbidden")
+    dated = m365("lookup-forbidden")
+    # A date 45 days ahead: 44 or 45 days left, below the critical 50 whatever the hour.
+    secret_ends = datetime.datetime.now(datetime.UTC).date() + datetime.timedelta(days=45)
+    objects = "\n".join([
+        service("secret", client_secret_file=client_secret_file, **expiry_vars(ending, ca_file)),
+        service("certificate", client_certificate=certificate,
+                **expiry_vars(expiring_certificate, ca_file)),
+        service("lookup-denied-info", client_secret_file=client_secret_file,
+                expiry_lookup_denied="info", **expiry_vars(forbidden, ca_file)),
+        service("secret-expires", client_secret_file=client_secret_file,
+                secret_expires=secret_ends.isoformat(), secret_warning=60, secret_critical=50,
+                **expiry_vars(dated, ca_file)),
+    ])
+    results = run_icinga2(workdir, objects,
+                          {"secret", "certificate", "lookup-denied-info", "secret-expires"})
+
+    secret = results["secret"]
+    assert secret["state"] == "WARNING", secret
+    assert secret["output"].startswith("MAILGW WARNING - client secret expires in 20 days")
+    assert "secret_days=20;30:;7:" in secret["perfdata"]
+    assert "send_time=" not in secret["perfdata"]  # no mail traffic
+
+    expiring = results["certificate"]
+    assert expiring["state"] == "WARNING", expiring
+    assert expiring["output"].startswith("MAILGW WARNING - client certificate expires in 10 days")
+    assert "cert_credential_days=10;30:;7:" in expiring["perfdata"]
+
+    denied = results["lookup-denied-info"]
+    assert denied["state"] == "OK", denied
+    assert denied["output"].startswith(f"MAILGW OK - graph app {forbidden.client_id}")
+    assert "secret_days=" not in denied["perfdata"]
+
+    given = results["secret-expires"]
+    assert given["state"] == "CRITICAL", given
+    assert given["output"].startswith("MAILGW CRITICAL - client secret expires in 4")
+    assert "(warning below 60, critical below 50)" in given["output"]
+    assert re.search(r"secret_days=4[45];60:;50:", given["perfdata"])
+    assert dated.app_lookups == 0
+
+    for result in results.values():
+        assert SANDBOX_CLIENT_SECRET not in str(result)
+        assert "PRIVATE KEY" not in str(result)
+
+
+def test_icinga2_applies_the_app_services_to_hosts_with_an_app(workdir):
+    # generic-service comes from conf.d/templates.conf on a real system; here it keeps the
+    # applied services from running: only what the apply rules make is looked at.
+    objects = """
+template Service "generic-service" {
+  enable_active_checks = false
+}
+object Host "exchange-online" {
+  check_command = "dummy"
+  vars.mailgw_tenant_id = "contoso.onmicrosoft.com"
+  vars.mailgw_client_id = "00000000-0000-0000-0000-000000000000"
+  vars.mailgw_from = "alerts@contoso.com"
+  vars.mailgw_secret_expires = "2027-06-30"
+}
+object Host "graph-app" {
+  check_command = "dummy"
+  vars.mailgw_mode = "graph"
+  vars.mailgw_tenant_id = "contoso.onmicrosoft.com"
+  vars.mailgw_client_id = "00000000-0000-0000-0000-000000000000"
+  vars.mailgw_from = "alerts@contoso.com"
+  vars.mailgw_client_certificate = "/etc/check_mailgw/graph-app.pem"
+}
+"""
+    services = applied_services(workdir, objects)
+
+    daily = services["exchange-online!mail gateway credential expiry"]
+    assert daily["check_interval"] == 86400 and daily["retry_interval"] == 3600
+    assert daily["vars"]["mailgw_check"] == "expiry"
+    assert daily["vars"]["mailgw_mode"] == "graph"
+    assert daily["vars"]["mailgw_client_secret_file"] == \
+        "/etc/check_mailgw/exchange-online.client-secret"
+    assert daily["vars"]["mailgw_secret_expires"] == "2027-06-30"
+    gateway = services["exchange-online!mail gateway app"]
+    assert gateway["check_interval"] == 300
+    assert gateway["vars"]["mailgw_mode"] == "o365-smtp"
+    assert gateway["vars"].get("mailgw_check") is None
+
+    certificate = services["graph-app!mail gateway credential expiry"]
+    assert certificate["vars"]["mailgw_client_certificate"] == "/etc/check_mailgw/graph-app.pem"
+    assert "mailgw_client_secret_file" not in certificate["vars"]
+    assert services["graph-app!mail gateway app"]["vars"]["mailgw_mode"] == "graph"
+    # The test host of the other tests defines no app: it gets none of these services.
+    assert not [name for name in services if name.startswith("gateway!")]
