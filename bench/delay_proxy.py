@@ -1,5 +1,10 @@
 """A TCP relay on loopback that delays every chunk: a distant server, on one machine.
 
+It also counts, per connection, the times the client waited for the server: the
+server's turns to speak (its greeting, each reply or batch of pipelined replies, the
+TLS handshake's answer) that begin while the client still listens. A reply the client
+does not wait for (to a QUIT sent just before closing) is not counted.
+
 Shared by the benchmarks in this directory (run them as scripts: bench/ is on sys.path).
 """
 
@@ -9,6 +14,16 @@ import asyncio
 import contextlib
 import threading
 import time
+from dataclasses import dataclass
+
+
+@dataclass
+class Conversation:
+    """Who spoke last on one relayed connection, and how often the client waited."""
+
+    waits: int = 0
+    client_spoke_last: bool = True  # the server speaks first: its greeting is a wait
+    client_closed: bool = False
 
 
 class DelayProxy:
@@ -16,6 +31,7 @@ class DelayProxy:
 
     def __init__(self, target_port: int, delay: float) -> None:
         self.target_port, self.delay = target_port, delay
+        self.conversations: list[Conversation] = []  # one per finished connection
         self.loop = asyncio.new_event_loop()
         self.port = 0
         ready = threading.Event()
@@ -35,11 +51,15 @@ class DelayProxy:
                      client_writer: asyncio.StreamWriter) -> None:
         server_reader, server_writer = await asyncio.open_connection("127.0.0.1",
                                                                      self.target_port)
+        conversation = Conversation()
         with contextlib.suppress(asyncio.CancelledError):  # stop() ends idle relays
-            await asyncio.gather(self._pipe(client_reader, server_writer),
-                                 self._pipe(server_reader, client_writer))
+            await asyncio.gather(
+                self._pipe(client_reader, server_writer, conversation, from_client=True),
+                self._pipe(server_reader, client_writer, conversation, from_client=False))
+        self.conversations.append(conversation)
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                    conversation: Conversation, *, from_client: bool) -> None:
         # Chunks are delivered in order, each DELAY after it arrived: a one-way latency.
         queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
 
@@ -59,9 +79,17 @@ class DelayProxy:
         sender = asyncio.ensure_future(deliver())
         try:
             while chunk := await reader.read(65536):
+                # Seen as it arrives, before its delay: the order in which each side spoke.
+                if from_client:
+                    conversation.client_spoke_last = True
+                elif conversation.client_spoke_last and not conversation.client_closed:
+                    conversation.waits += 1
+                    conversation.client_spoke_last = False
                 queue.put_nowait((time.monotonic() + self.delay, chunk))
         except ConnectionError:
             pass
+        if from_client:
+            conversation.client_closed = True
         queue.put_nowait((time.monotonic() + self.delay, b""))
         await sender
 

@@ -25,13 +25,9 @@ Run by hand:  python3 bench/oauth_modes.py [--runs 20] [--parallel-runs 5] [--de
 from __future__ import annotations
 
 import argparse
-import os
-import re
-import resource
 import smtplib
 import ssl
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,6 +37,7 @@ from pathlib import Path
 
 import msal
 import requests
+from children import PLUGIN, Sample, child_environment, ms, run_child
 from delay_proxy import DelayProxy
 
 from check_mailgw.sandbox.ca import SandboxCA
@@ -48,7 +45,6 @@ from check_mailgw.sandbox.commands import OAuthMode, oauth_args
 from check_mailgw.sandbox.m365 import M365Sandbox, start_m365
 from check_mailgw.sandbox.tenant import write_client_secret_file
 
-PLUGIN = Path(sys.executable).parent / "check_mailgw"
 MODES: tuple[OAuthMode, ...] = ("o365-smtp", "graph")
 SCOPES: dict[OAuthMode, str] = {
     "o365-smtp": "https://outlook.office365.com/.default",
@@ -59,7 +55,6 @@ NO_LOOKUP = ("--secret-expires", "2099-01-01")
 # The plugin's step times, as its perfdata names them.
 TRANSPORT_TIMES = ("connect_time", "greeting_time", "tls_time")
 AFTER_TOKEN_TIMES = ("auth_time", "envelope_time")
-_PERF = re.compile(r"('[^']+'|[^ =]+)=(-?[\d.]+)")
 
 # The bare scripts: what someone would write by hand with the same libraries. They run
 # with `python -c` so that they import nothing but what they use. Arguments: authority
@@ -152,49 +147,6 @@ class Inputs:
     environment: dict[str, str]
 
 
-@dataclass(frozen=True)
-class Sample:
-    """One child process: its CPU (user+sys) and wall seconds, and what it printed."""
-
-    cpu: float
-    wall: float
-    stdout: str
-
-    def perfdata(self) -> dict[str, float]:
-        text = " ".join(line.split("|", 1)[1] for line in self.stdout.splitlines()
-                        if "|" in line)
-        return {label.strip("'"): float(value) for label, value in _PERF.findall(text)}
-
-
-def child_environment(pycache: Path | None) -> dict[str, str]:
-    """The environment of both sides: no proxy (loopback only), the same bytecode cache."""
-    left_out = ("MSAL_FORCE_REGION", "PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")
-    environment = {name: value for name, value in os.environ.items()
-                   if not name.lower().endswith("_proxy") and name not in left_out}
-    if pycache:
-        # A cache of its own: nothing is written into the source tree or site-packages.
-        environment["PYTHONPYCACHEPREFIX"] = str(pycache)
-    else:
-        environment["PYTHONDONTWRITEBYTECODE"] = "1"
-    return environment
-
-
-def run_child(argv: list[str], what: str, inputs: Inputs) -> Sample:
-    """Run one process to its end; its CPU comes from the rusage of waited-for children."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.monotonic()
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=60,
-                          stdin=subprocess.DEVNULL, env=inputs.environment)
-    wall = time.monotonic() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    if done.returncode != 0:
-        # The plugin's first line is redacted; of the bare script only its last words.
-        said = done.stdout.splitlines()[:1] or done.stderr.splitlines()[-1:] or ["no output"]
-        raise SystemExit(f"{what} exited {done.returncode}: {said[0]}")
-    return Sample(cpu, wall, done.stdout)
-
-
 def check_argv(endpoints: Endpoints, mode: OAuthMode, inputs: Inputs,
                extra: tuple[str, ...] = NO_LOOKUP) -> list[str]:
     return [str(PLUGIN), *oauth_args(endpoints, mode, inputs.ca, inputs.secret), *extra]
@@ -231,10 +183,6 @@ class Comparison:
                 f"   {ms(lookup_cpu - cpu[0]):>8} {ms(lookup_wall - wall[0]):>8}")
 
 
-def ms(seconds: float) -> str:
-    return f"{seconds * 1000:.0f} ms"
-
-
 def compare_modes(endpoints: Endpoints, inputs: Inputs, runs: int) -> list[Comparison]:
     comparisons = []
     for mode in MODES:
@@ -242,13 +190,13 @@ def compare_modes(endpoints: Endpoints, inputs: Inputs, runs: int) -> list[Compa
                  "bare": bare_argv(endpoints, mode, inputs),
                  "with lookup": check_argv(endpoints, mode, inputs, extra=())}
         for name, argv in sides.items():  # warm the page cache and the sandbox
-            run_child(argv, f"{mode} {name}", inputs)
+            run_child(argv, f"{mode} {name}", inputs.environment)
         samples: dict[str, list[Sample]] = {name: [] for name in sides}
         for run in range(runs):
             # Alternate who goes first, so neither side always follows the other.
             order = list(sides) if run % 2 == 0 else list(reversed(sides))
             for name in order:
-                samples[name].append(run_child(sides[name], f"{mode} {name}", inputs))
+                samples[name].append(run_child(sides[name], f"{mode} {name}", inputs.environment))
         comparisons.append(Comparison(mode, samples["check_mailgw"], samples["bare"],
                                       samples["with lookup"]))
     return comparisons
@@ -328,7 +276,7 @@ def measure_parallel_token(ca: SandboxCA, inputs: Inputs, runs: int,
             transport = statistics.median(transport_alone(endpoints, inputs)
                                           for _ in range(3))
             argv = check_argv(endpoints, "o365-smtp", inputs)
-            checks = [run_child(argv, "o365-smtp check (token-slow)", inputs)
+            checks = [run_child(argv, "o365-smtp check (token-slow)", inputs.environment)
                       for _ in range(runs)]
         finally:
             proxy.stop()

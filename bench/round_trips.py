@@ -1,100 +1,210 @@
-"""Benchmark: the smtp chain against a distant gateway, versus a plain smtplib check.
+"""Benchmark: the smtp mode's CPU per check and round trips, against a bare smtplib script.
 
-Round trips are the real cost of a check against a server far away, so this puts
-a delay proxy on loopback between the client and the sandbox's STARTTLS server
-(every chunk is held back DELAY seconds in each direction) and times, in the same
-run and process:
+Both sides do the same chain (EHLO, STARTTLS, EHLO, AUTH, MAIL, RCPT) against a server on
+loopback, and both run as a fresh process per check, as a monitoring core runs them:
 
-- baseline: what a straightforward smtplib check does (EHLO, STARTTLS, EHLO,
-  login, MAIL, RCPT, RSET, QUIT, each waiting for its reply);
-- check_mailgw: the smtp mode's chain (AUTH PLAIN with the initial response,
-  MAIL/RCPT/RSET pipelined, QUIT not waited for).
+- check_mailgw: the installed console script, smtp mode, STARTTLS and AUTH;
+- bare: `python -c` with smtplib: ehlo, starttls, ehlo, login, mail, rcpt, rset, and
+  QUIT on leaving the `with`, each waiting for its reply, as one writes it by hand.
 
-Run by hand:  python3 bench/round_trips.py [--delay 0.02] [--runs 15]
+1. CPU per check (user+sys of the child), medians of interleaved runs, by IP literal
+   (127.0.0.1) and by host name (localhost, which the hosts file answers: the system
+   resolver's first source, so no DNS server is asked). The server is aiosmtpd itself,
+   not the sandbox: an independent STARTTLS server with AUTH, without PIPELINING.
+   Both sides keep compiled bytecode in a temporary cache, as an installed package has it.
+2. Round trips. A delay proxy between client and server holds every chunk back DELAY
+   seconds each way and counts the client's waits: the server's turns to speak (greeting,
+   replies, the TLS handshake) while the client still listens. Against the same server
+   (no PIPELINING) and the sandbox's (PIPELINING offered); the wall is each side's own
+   time from before the connection to its end, in RTTs.
+
+Run by hand:  python3 bench/round_trips.py [--runs 30] [--delay 0.02] [--trips 3]
 """
 
 from __future__ import annotations
 
 import argparse
-import smtplib
-import ssl
-import statistics
+import logging
+import socket
+import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
+from aiosmtpd.controller import Controller
+from aiosmtpd.handlers import Sink
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from children import PLUGIN, Sample, child_environment, interleaved, median, ms, run_child
 from delay_proxy import DelayProxy
 
-from check_mailgw.modes import run_mode
 from check_mailgw.sandbox.accounts import SANDBOX_PASSWORD, SANDBOX_USER, write_password_file
 from check_mailgw.sandbox.ca import SandboxCA
 from check_mailgw.sandbox.smtp_server import start_smtp
-from check_mailgw.secret import Redactor
-from check_mailgw.settings import build_settings
+
+# What someone would write by hand. Arguments: host, port, CA file, user, password file.
+BARE_SMTPLIB = """\
+import smtplib
+import ssl
+import sys
+import time
+
+host, port, ca_file, user, password_file = sys.argv[1:]
+start = time.monotonic()
+with open(password_file) as file:
+    password = file.readline().strip()
+context = ssl.create_default_context(cafile=ca_file)
+with smtplib.SMTP(host, int(port), timeout=10) as smtp:
+    smtp.ehlo()
+    smtp.starttls(context=context)
+    smtp.ehlo()
+    smtp.login(user, password)
+    for answer in (smtp.mail(user), smtp.rcpt(user)):
+        if answer[0] != 250:
+            sys.exit(f"refused: {answer}")
+    smtp.rset()
+print(f"OK | total_time={time.monotonic() - start:.6f}s")
+"""
+
+ADDRESSES = {"by IP": "127.0.0.1", "by name": "localhost"}
 
 
-def smtplib_check(port: int, ca_file: str) -> None:
-    context = ssl.create_default_context(cafile=ca_file)
-    with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
-        client.ehlo()
-        client.starttls(context=context)
-        client.ehlo()
-        client.login(SANDBOX_USER, SANDBOX_PASSWORD)
-        client.mail(SANDBOX_USER)
-        client.rcpt(SANDBOX_USER)
-        client.rset()
+@dataclass(frozen=True)
+class Inputs:
+    """What both sides get: the CA and password files, and the environment."""
+
+    ca: Path
+    password: Path
+    environment: dict[str, str]
 
 
-def mailgw_check(port: int, ca_file: str, password_file: str) -> None:
-    settings = build_settings({
-        "hostname": "127.0.0.1", "port": port, "tls": "starttls", "sender": SANDBOX_USER,
-        "username": SANDBOX_USER, "password_file": password_file, "ca_file": ca_file,
-    }, env={})
-    report = run_mode(settings, Redactor())
-    assert report.failure is None, report.failure
+def check_argv(host: str, port: int, inputs: Inputs) -> list[str]:
+    return [str(PLUGIN), "-H", host, "-p", str(port), "--tls", "--from", SANDBOX_USER,
+            "-U", SANDBOX_USER, "--password-file", str(inputs.password),
+            "--ca-file", str(inputs.ca)]
 
 
-def timed(check: Callable[[], None], runs: int) -> list[float]:
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        check()
-        times.append(time.perf_counter() - start)
-    return times
+def bare_argv(host: str, port: int, inputs: Inputs) -> list[str]:
+    return [sys.executable, "-c", BARE_SMTPLIB, host, str(port), str(inputs.ca), SANDBOX_USER,
+            str(inputs.password)]
+
+
+def accept_sandbox_account(server: SMTP, session: Session, envelope: Envelope,
+                           mechanism: str, auth_data: object) -> AuthResult:
+    expected = (SANDBOX_USER.encode(), SANDBOX_PASSWORD.encode())
+    valid = isinstance(auth_data, LoginPassword) and \
+        (auth_data.login, auth_data.password) == expected
+    return AuthResult(success=valid)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def independent_server(ca: SandboxCA) -> Iterator[int]:
+    """aiosmtpd with STARTTLS and AUTH after it, accepting every envelope; its port."""
+    controller = Controller(Sink(), hostname="127.0.0.1", port=free_port(),
+                            server_hostname="mail.sandbox.test", tls_context=ca.server_context(),
+                            authenticator=accept_sandbox_account, auth_require_tls=True)
+    controller.start()
+    try:
+        yield controller.port
+    finally:
+        controller.stop()
+
+
+@dataclass(frozen=True)
+class Trips:
+    """One side through the delay proxy: the waits of each run, and its own times."""
+
+    waits: list[int]
+    samples: list[Sample]
+
+    def row(self, name: str, rtt: float) -> str:
+        wall = median(self.samples, lambda s: s.perfdata()["total_time"])
+        waits = sorted(set(self.waits)) or [0]  # 0: the proxy saw no connection end
+        counted = str(waits[0]) if len(waits) == 1 else f"{min(waits)}-{max(waits)}"
+        return f"    {name:<14} waits {counted:>5}   wall {ms(wall):>7} = {wall / rtt:4.1f} RTT"
+
+
+def through_proxy(argv_for: dict[str, list[str]], proxy: DelayProxy, runs: int,
+                  environment: dict[str, str]) -> dict[str, Trips]:
+    trips = {}
+    for name, argv in argv_for.items():
+        waits, samples = [], []
+        for _ in range(runs):
+            before = len(proxy.conversations)
+            samples.append(run_child(argv, name, environment))
+            # The relay ends a few delays after the client: wait, so no run counts another's.
+            give_up = time.monotonic() + 5
+            while len(proxy.conversations) == before and time.monotonic() < give_up:
+                time.sleep(0.01)
+            waits += [c.waits for c in proxy.conversations[before:]]
+        trips[name] = Trips(waits, samples)
+    return trips
+
+
+def round_trips(port: int, inputs: Inputs, delay: float, runs: int) -> dict[str, Trips]:
+    proxy = DelayProxy(port, delay)
+    try:
+        return through_proxy({
+            "check_mailgw": check_argv("127.0.0.1", proxy.port, inputs),
+            "bare smtplib": bare_argv("127.0.0.1", proxy.port, inputs),
+        }, proxy, runs, inputs.environment)
+    finally:
+        proxy.stop()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=30, help="checks per side for the CPU")
     parser.add_argument("--delay", type=float, default=0.02, help="one-way delay in seconds")
-    parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--trips", type=int, default=3, help="checks per side through the proxy")
     args = parser.parse_args()
+    # aiosmtpd's own AUTH code sets the attribute it deprecates, and logs that each time.
+    logging.getLogger("mail.log").setLevel(logging.ERROR)
+    if not PLUGIN.exists():
+        raise SystemExit(f"{PLUGIN} missing: install the package first (pip install -e .)")
 
     ca = SandboxCA()
-    with tempfile.TemporaryDirectory() as directory, \
-            start_smtp(security="starttls", ca=ca) as server:
-        ca_file = str(ca.write_ca(Path(directory) / "ca.pem"))
-        password_file = str(write_password_file(Path(directory) / "password"))
-        proxy = DelayProxy(server.port, args.delay)
-        try:
-            candidates = {
-                "baseline (smtplib)": lambda: smtplib_check(proxy.port, ca_file),
-                "check_mailgw smtp": lambda: mailgw_check(proxy.port, ca_file, password_file),
+    with tempfile.TemporaryDirectory() as directory:
+        inputs = Inputs(ca.write_ca(Path(directory) / "ca.pem"),
+                        write_password_file(Path(directory) / "password"),
+                        child_environment(Path(directory) / "pycache"))
+        with independent_server(ca) as port:
+            cpu = {
+                how: interleaved({"check_mailgw": check_argv(host, port, inputs),
+                                  "bare smtplib": bare_argv(host, port, inputs)},
+                                 args.runs, inputs.environment)
+                for how, host in ADDRESSES.items()
             }
-            for check in candidates.values():  # warm up imports and the CA
-                check()
-            results = {name: timed(check, args.runs) for name, check in candidates.items()}
-        finally:
-            proxy.stop()
+            without_pipelining = round_trips(port, inputs, args.delay, args.trips)
+        with start_smtp(security="starttls", ca=ca) as sandbox:
+            with_pipelining = round_trips(sandbox.port, inputs, args.delay, args.trips)
 
+    print(f"CPU per check, {args.runs} fresh processes per side, medians (user+sys):")
+    for how, samples in cpu.items():
+        check, bare = (median(samples[side], lambda s: s.cpu)
+                       for side in ("check_mailgw", "bare smtplib"))
+        check_wall, bare_wall = (median(samples[side], lambda s: s.wall)
+                                 for side in ("check_mailgw", "bare smtplib"))
+        print(f"  {how:<8} check_mailgw {ms(check):>6}  bare smtplib {ms(bare):>6}  "
+              f"ratio {check / bare:.2f}   (wall {ms(check_wall)} vs {ms(bare_wall)}, "
+              f"{check_wall / bare_wall:.2f})")
     rtt = 2 * args.delay
-    print(f"one-way delay {args.delay * 1000:.0f} ms (RTT {rtt * 1000:.0f} ms), "
-          f"{args.runs} runs each")
-    baseline = statistics.median(results["baseline (smtplib)"])
-    for name, times in results.items():
-        median = statistics.median(times)
-        print(f"  {name:<20} median {median * 1000:7.1f} ms  = {median / rtt:4.1f} RTT  "
-              f"({median / baseline:.2f} x baseline)")
+    print(f"Round trips through a delay proxy, one-way {ms(args.delay)} (RTT {ms(rtt)}), "
+          f"{args.trips} runs per side; waits = times the client waited for the server "
+          "(its greeting, each reply or pipelined batch, the TLS handshake):")
+    for title, trips in (("aiosmtpd, no PIPELINING", without_pipelining),
+                         ("sandbox, PIPELINING", with_pipelining)):
+        print(f"  {title}:")
+        for name, side in trips.items():
+            print(side.row(name, rtt))
 
 
 if __name__ == "__main__":

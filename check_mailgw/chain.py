@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import threading
 import time
-import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -80,6 +79,8 @@ def run_step(step: Step, deadline: Deadline, timeout_state: State,
             f"internal error in step {step.name}: {type(error).__name__}: {error}",
             fix="please report this with the output of -vvv",
         )
+        import traceback  # only a run that hit a bug pays for it
+
         outcome.detail = traceback.format_exc()
     outcome.elapsed = time.monotonic() - started
     if (lines := step.dialogue or dialogue) is not None:
@@ -162,4 +163,4 @@ def run_chain(
             outcomes.append(outcome)
     order = {step.name: index for index, step in enumerate(steps)}
     outcomes.sort(key=lambda outcome: order[outcome.name])  # the mode's order, not the finish
-    return Report(mode, target, outcomes, deadline.elapsed())
+    return Report(mode, target, outcomes, deadline.elapsed(), [step.name for step in steps])

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import os
 import sys
-import traceback
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import NoReturn
 
 from check_mailgw import __version__
@@ -25,7 +25,6 @@ from check_mailgw.settings import (
 )
 
 UNKNOWN_EXIT = 3
-PREFIX = "MAILGW"
 
 
 class PluginArgumentParser(argparse.ArgumentParser):
@@ -41,16 +40,103 @@ class PluginArgumentParser(argparse.ArgumentParser):
         sys.exit(UNKNOWN_EXIT)
 
 
+class CheckSmtpOnly(argparse.Action):
+    """A check_smtp option with no meaning here: UNKNOWN, saying what to do instead."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, advice: str,
+                 **kwargs: object) -> None:
+        super().__init__(option_strings, dest, help=argparse.SUPPRESS, **kwargs)
+        self.advice = advice
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        raise SettingsError(f"{'/'.join(self.option_strings)}: a check_smtp option with no "
+                            f"meaning here: {self.advice}")
+
+
+class CheckSmtpAlways(argparse.Action):
+    """A check_smtp option asking for what check_mailgw always does: accepted, with a note."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, advice: str,
+                 **kwargs: object) -> None:
+        super().__init__(option_strings, "check_smtp_notes", nargs=0,
+                         default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        self.advice = advice
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        notes = [*getattr(namespace, self.dest, []),
+                 f"{'/'.join(self.option_strings)}: {self.advice}"]
+        setattr(namespace, self.dest, notes)
+
+
+HELP_USAGE = """\
+%(prog)s [--mode smtp] -H HOST [-p PORT] [--tls [starttls|implicit]]
+                    --from ADDRESS [-U USER --password-file FILE] [options]
+       %(prog)s --mode o365-smtp|graph --tenant-id GUID|DOMAIN
+                    --client-id GUID
+                    (--client-secret-file FILE | --client-certificate FILE)
+                    --from ADDRESS [options]
+       %(prog)s --mode o365-smtp|graph ... --check expiry"""
+
+# Placeholders only: example.com, a contoso tenant, GUIDs of zeros.
+HELP_EPILOG = f"""\
+Output: the first line (at most 160 characters) names what was checked, or the
+step that broke with the server's reply code; -v adds a line per step and the
+fix. --format json prints the whole outcome as JSON (README: "JSON output").
+
+Secrets: prefer --password-file or ${PASSWORD_ENV}, --client-secret-file or
+${CLIENT_SECRET_ENV}; a --password or --client-secret on the command line is
+visible to every user in the process list.
+
+Exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (also for --help and
+--version).
+
+Examples:
+  smtp, STARTTLS and AUTH, nothing sent:
+    check_mailgw -H mail.example.com --tls --from monitor@example.com \\
+      -U monitor@example.com --password-file /etc/check_mailgw/password
+
+  o365-smtp, Exchange Online SMTP with an app's OAuth2 token:
+    check_mailgw --mode o365-smtp --tenant-id contoso.onmicrosoft.com \\
+      --client-id 00000000-0000-0000-0000-000000000000 \\
+      --client-secret-file /etc/check_mailgw/client-secret \\
+      --from monitor@contoso.onmicrosoft.com
+
+  graph, Microsoft Graph sendMail:
+    check_mailgw --mode graph \\
+      --tenant-id 00000000-0000-0000-0000-000000000000 \\
+      --client-id 00000000-0000-0000-0000-000000000000 \\
+      --client-secret-file /etc/check_mailgw/client-secret \\
+      --from monitor@contoso.onmicrosoft.com
+
+  the client secret's end date, as a daily service (o365-smtp or graph):
+    check_mailgw --mode graph --check expiry \\
+      --tenant-id contoso.onmicrosoft.com \\
+      --client-id 00000000-0000-0000-0000-000000000000 \\
+      --client-secret-file /etc/check_mailgw/client-secret"""
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """--help opens with the version; description and epilog keep their lines (examples)."""
+
+    def add_usage(self, usage: str | None, actions: Iterable[argparse.Action],
+                  groups: Iterable[argparse._MutuallyExclusiveGroup],
+                  prefix: str | None = None) -> None:
+        if usage is not argparse.SUPPRESS:
+            self.add_text(f"check_mailgw {__version__} - checks a mail gateway end to end")
+        super().add_usage(usage, actions, groups, prefix)
+
+
 def build_parser() -> PluginArgumentParser:
     parser = PluginArgumentParser(
         prog="check_mailgw",
-        description="Checks a mail gateway end to end, the way the application that sends "
-        "through it does: DNS, TCP, TLS, authentication, sender and recipient, and "
+        usage=HELP_USAGE,
+        description="Checks a mail gateway end to end, the way the application that sends\n"
+        "through it does: DNS, TCP, TLS, authentication, sender and recipient, and\n"
         "optionally a real test message.",
-        epilog=f"Secrets: prefer --password-file or ${PASSWORD_ENV}, --client-secret-file or "
-        f"${CLIENT_SECRET_ENV}; a --password or --client-secret on the command line is "
-        "visible to every user in the process list. "
-        "Exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (also for --help and --version).",
+        epilog=HELP_EPILOG,
+        formatter_class=HelpFormatter,
         argument_default=argparse.SUPPRESS,
         add_help=False,
     )
@@ -65,14 +151,23 @@ def build_parser() -> PluginArgumentParser:
     gateway.add_argument("-p", "--port", metavar="PORT",
                          help="Port: default 587 with --tls, 465 with --tls implicit, else 25 "
                          "(o365-smtp: 587 with STARTTLS)")
-    gateway.add_argument("--tls", nargs="?", const="auto", metavar="starttls|implicit",
-                         help="Secure TLS connection: STARTTLS, or implicit TLS on port 465 "
-                         "(--tls alone picks by port)")
-    gateway.add_argument("--from", dest="sender", metavar="ADDRESS",
+    tls_choice = gateway.add_mutually_exclusive_group()
+    tls_choice.add_argument("--tls", nargs="?", const="auto", metavar="starttls|implicit",
+                            help="Secure TLS connection: STARTTLS, or implicit TLS on port 465 "
+                            "(--tls alone picks by port)")
+    tls_choice.add_argument("-S", "--starttls", dest="check_smtp_tls", action="store_const",
+                            const="starttls",
+                            help="STARTTLS, on port 25 unless -p (as check_smtp's -S)")
+    tls_choice.add_argument("-s", "--ssl", dest="check_smtp_tls", action="store_const",
+                            const="implicit",
+                            help="implicit TLS, on port 465 unless -p (as check_smtp's -s)")
+    gateway.add_argument("-f", "--from", dest="sender", metavar="ADDRESS",
                          help="From: the sender address the gateway uses")
     gateway.add_argument("--auth", action=argparse.BooleanOptionalAction,
                          help="Need authentication (default: on when --username is given)")
     gateway.add_argument("-U", "--username", metavar="USER", help="Username for SMTP AUTH")
+    gateway.add_argument("-A", "--auth-mechanism", metavar="PLAIN|LOGIN",
+                         help="SMTP AUTH mechanism (default: PLAIN when offered, else LOGIN)")
     gateway.add_argument("--password-file", metavar="FILE",
                          help="file holding the Password (first line)")
     gateway.add_argument("-P", "--password", metavar="PASSWORD",
@@ -149,6 +244,9 @@ def build_parser() -> PluginArgumentParser:
                         help="use IPv4 only")
     family.add_argument("-6", dest="address_family", action="store_const", const=6,
                         help="use IPv6 only")
+    for version in (4, 6):  # check_smtp's long spellings
+        family.add_argument(f"--use-ipv{version}", dest="address_family",
+                            action="store_const", const=version, help=argparse.SUPPRESS)
     probe.add_argument("--dns-server", metavar="IP[:PORT]",
                        help="ask this DNS server instead of the system's resolver")
     probe.add_argument("--allow-cleartext-auth", action="store_true",
@@ -186,58 +284,114 @@ def build_parser() -> PluginArgumentParser:
     general.add_argument("-V", "--version", action="version",
                          version=f"check_mailgw {__version__}")
     general.add_argument("-h", "--help", action="help", help="show this help and exit")
+
+    # check_smtp's long spellings of options that mean the same here.
+    for spelling, dest in (("--authtype", "auth_mechanism"), ("--authuser", "username"),
+                           ("--authpass", "password"), ("--fqdn", "helo"),
+                           ("--certificate", "certificate_days")):
+        parser.add_argument(spelling, dest=dest, help=argparse.SUPPRESS)
+    # check_smtp's options with no meaning here (README: "Coming from check_smtp").
+    chain = ("check_mailgw runs the whole chain itself (EHLO, STARTTLS, AUTH, MAIL FROM, "
+             "RCPT TO): drop -C/-R; --send-to ADDRESS proves delivery")
+    for spellings, nargs, advice in (
+        (("-e", "--expect"), None, "the greeting is judged by its reply code (220) and every "
+         "step after it: drop -e (-v shows the greeting)"),
+        (("-C", "--command"), None, chain),
+        (("-R", "--response"), None, chain),
+        (("-L", "--lmtp"), 0, "check_mailgw checks a mail gateway over SMTP: keep "
+         "check_smtp -L for an LMTP server"),
+        (("-r",), 0, "no PROXY protocol header: check_mailgw connects to the gateway itself, as "
+         "the application does; point -H at it"),
+        (("--ignore-certificate-expiration",), 0, "an expired server certificate fails TLS "
+         "verification here; -D 0 drops the warning about days left"),
+        (("--output-format",), None, "use --format nagios or --format json"),
+        (("--extra-opts",), "?", "use --config FILE --profile NAME (a TOML file)"),
+    ):
+        parser.add_argument(*spellings, action=CheckSmtpOnly, nargs=nargs, advice=advice)
+    for spellings, advice in (
+        (("-q", "--ignore-quit-failure"), "check_mailgw never waits for the reply to QUIT, so a "
+         "failing QUIT never counts; the option can go"),
+        (("--sni",), "check_mailgw always names the server in the TLS handshake (SNI); the "
+         "option can go"),
+    ):
+        parser.add_argument(*spellings, action=CheckSmtpAlways, advice=advice)
     return parser
 
 
 def parse_settings(argv: Sequence[str] | None) -> Settings:
-    options = vars(build_parser().parse_args(argv))
-    verbosity = options.pop("verbose", 0)
-    config, profile_name = options.pop("config", None), options.pop("profile", None)
-    profile = {}
-    if config:
-        from check_mailgw.config import load_profile
+    import dataclasses
 
-        profile = load_profile(config, profile_name, CONFIG_KEYS)
-    elif profile_name:
-        raise SettingsError("--profile needs --config FILE")
-    return build_settings(options, profile, os.environ, verbosity)
+    from check_mailgw.secret import loose_permissions
+    from check_mailgw.settings import (
+        DEFAULT_TIMEOUT,
+        check_timeout,
+        one_line,
+        refuse_control_characters,
+    )
+
+    old_spellings = {"-to": "-t", "-wt": "-w", "-ct": "-c"}  # check_smtp still takes them
+    arguments = [old_spellings.get(a, a) for a in (sys.argv[1:] if argv is None else argv)]
+    try:
+        options = vars(build_parser().parse_args(arguments))
+        verbosity = options.pop("verbose", 0)
+        notes: list[str] = options.pop("check_smtp_notes", [])
+        config, profile_name = options.pop("config", None), options.pop("profile", None)
+        profile = {}
+        if profile_name is not None:
+            refuse_control_characters(profile_name, "--profile")
+        if config:
+            from check_mailgw.config import load_profile
+
+            wait = check_timeout(options["timeout"]) if "timeout" in options else \
+                DEFAULT_TIMEOUT
+            profile = load_profile(config, profile_name, CONFIG_KEYS, wait)
+            if profile.keys() & {"password", "client_secret"} and (note := loose_permissions(
+                    config, f"--config {config}, which holds a secret,")):
+                notes.append(one_line(note))
+        elif profile_name:
+            raise SettingsError("--profile needs --config FILE")
+        settings = build_settings(options, profile, os.environ, verbosity)
+    except SettingsError as error:  # one line, whatever a file name or argparse echoes
+        raise SettingsError(one_line(str(error))) from None
+    return dataclasses.replace(settings, notes=(*notes, *settings.notes)) if notes else settings
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     redactor = Redactor()
     out = RedactingStream(sys.stdout, redactor)
-    verbosity = 0
+    settings: Settings | None = None
     try:
         settings = parse_settings(argv)
-        verbosity = settings.verbosity
         for secret in settings.secrets:
             redactor.add(secret)
         import nagiosplugin
 
-        from check_mailgw.output import as_json, build_check
+        from check_mailgw.output import build_check, run_json
 
-        check = build_check(settings, lambda: run_mode(settings, redactor))
-        if settings.output_format == "json":
-            check()
-            out.write(as_json(check) + "\n")
-            sys.exit(check.exitcode)
-        nagiosplugin.Runtime().stdout = out
+        check = build_check(settings, functools.partial(run_mode, settings, redactor))
         # A watchdog past -t, in case a step ever ignores the deadline.
-        check.main(verbose=settings.verbosity, timeout=math.ceil(settings.timeout) + 2)
+        watchdog = math.ceil(settings.timeout) + 2
+        if settings.output_format == "json":
+            sys.exit(run_json(check, settings, watchdog, redactor, out))
+        nagiosplugin.Runtime().stdout = out
+        check.main(verbose=settings.verbosity, timeout=watchdog)
     except SettingsError as error:
-        out.write(f"{PREFIX} UNKNOWN - {error}\n")
+        failure = ("bad_input", str(error), None)
     except KeyboardInterrupt:
-        out.write(f"{PREFIX} UNKNOWN - interrupted\n")
+        failure = ("interrupted", "interrupted", None)
     except Exception as error:
-        out.write(f"{PREFIX} UNKNOWN - {describe_crash(error)}\n")
-        if verbosity >= 3:
-            out.write(traceback.format_exc())
+        failure = (*describe_crash(error), error)
+    from check_mailgw.output import Failure, write_failure
+
+    write_failure(Failure(*failure), settings, argv, redactor, out)
     sys.exit(UNKNOWN_EXIT)
 
 
-def describe_crash(error: Exception) -> str:
+def describe_crash(error: Exception) -> tuple[str, str]:
+    """The kind of failure and its one line: the run's watchdog, or a bug of ours."""
     import nagiosplugin
 
     if isinstance(error, nagiosplugin.Timeout):
-        return f"timed out: the run exceeded its time limit ({error}s)"
-    return f"internal error: {type(error).__name__}: {error} (run with -vvv for details)"
+        return "timeout", f"timed out: the run exceeded its time limit ({error})"
+    return "internal_error", (f"internal error: {type(error).__name__}: {error} "
+                              "(run with -vvv for details)")

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import tomllib
-from pathlib import Path
 from typing import Any
 
 from check_mailgw.errors import SettingsError
+from check_mailgw.secret import PIPE_WAIT, read_bounded
+from check_mailgw.settings import FREE_TEXT_KEYS, refuse_control_characters
+
+# A file of gateway profiles is a few kilobytes; the cap keeps a wrong file (a log, a
+# 50 MB dump of keys) from costing seconds of parsing outside -t.
+CONFIG_LIMIT = 1024 * 1024
 
 # Config keys as the gateway's settings form names them, onto settings names.
 KEY_ALIASES = {
@@ -23,13 +28,19 @@ def normalise_key(key: str) -> str:
     return KEY_ALIASES.get(key, key)
 
 
-def load_profile(path: str, profile: str | None, known_keys: set[str]) -> dict[str, Any]:
-    """The settings of one profile: [defaults] overlaid with [profiles.NAME]."""
+def load_profile(path: str, profile: str | None, known_keys: set[str],
+                 wait: float = PIPE_WAIT) -> dict[str, Any]:
+    """The settings of one profile: [defaults] overlaid with [profiles.NAME].
+
+    Values that reach the output or the wire (all but secrets and file names) must hold no
+    control characters; a pipe as the file is waited for at most `wait` seconds.
+    """
+    data = read_bounded(path, "--config", CONFIG_LIMIT,
+                        "a config file of gateway profiles is a few kilobytes", wait)
     try:
-        with Path(path).open("rb") as handle:
-            document = tomllib.load(handle)
-    except OSError as error:
-        raise SettingsError(f"--config {path}: cannot read: {error.strerror}") from None
+        document = tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise SettingsError(f"--config {path}: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as error:
         raise SettingsError(f"--config {path}: not valid TOML: {error}") from None
 
@@ -62,5 +73,7 @@ def load_profile(path: str, profile: str | None, known_keys: set[str]) -> dict[s
             name = normalise_key(key)
             if name not in known_keys:
                 raise SettingsError(f"--config {path}: [{where}] unknown key {key!r}")
+            if name not in FREE_TEXT_KEYS:
+                refuse_control_characters(value, f"--config {path}: [{where}] {key}")
             merged[name] = value
     return merged

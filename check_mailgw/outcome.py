@@ -92,6 +92,7 @@ class Report:
     target: str
     outcomes: list[StepOutcome]
     total_time: float
+    planned: list[str] = field(default_factory=list)  # every step the mode meant to run
 
     @property
     def failure(self) -> StepOutcome | None:

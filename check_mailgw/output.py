@@ -1,17 +1,25 @@
-"""nagiosplugin glue: step outcomes become metrics, states, perfdata and words."""
+"""nagiosplugin glue: step outcomes become metrics, states, perfdata and words.
+
+Two forms: the Nagios text (a first line short enough for a phone or an SMS, long output
+at -v, perfdata) and --format json for scripts, for every outcome including bad input
+and the plugin's own failures.
+"""
 
 from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Callable, Iterator
-from dataclasses import fields
-from typing import Any
+import re
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, fields
+from typing import Any, Protocol
 
 import nagiosplugin
 from nagiosplugin import Context, Metric, Performance, Range, Result, ScalarContext, Summary
 
-from check_mailgw.outcome import Report, State, StepOutcome
+from check_mailgw import __version__
+from check_mailgw.outcome import Diagnosis, Report, State, StepOutcome
 from check_mailgw.settings import Settings
 
 NAGIOS_STATES = {
@@ -35,6 +43,193 @@ THRESHOLD_FIXES = {
     "cert_credential_days": "make a new certificate, upload its public part under the app's "
     "Certificates & secrets, switch the gateway and this check to it, then remove the old one",
 }
+
+
+# --- the first line: at most 160 characters, the reply code always kept -----------------------
+
+# An SMS carries 160 characters of the GSM alphabet, which has no "…": three dots it is.
+FIRST_LINE_LIMIT = 160
+ELLIPSIS = "..."
+PREFIX = "MAILGW"
+
+# What a shortened line never loses: SMTP's basic and enhanced status ("535 5.7.139"), an
+# HTTP status with Graph's error code ("403 ErrorAccessDenied"), Entra ID's AADSTS number,
+# a DNS answer's code, and how long the server asks to wait.
+_CODE = (r"(?:HTTP )?[1-5]\d\d\b(?:[ ;,]+[245]\.\d{1,3}\.\d{1,3}\b)?"
+         r"(?: [A-Z][a-z]+[A-Z_]\w*)?|AADSTS\d+\b|retry after \d+s"
+         r"|(?:NXDOMAIN|SERVFAIL|REFUSED|NOERROR|FORMERR|NOTIMP)\b")
+# A run of codes at the start of a reply ("HTTP 503, retry after 20s: AADSTS90033"), or
+# inside the parenthesis of a brief ("accepted (250 2.0.0 Ok: queued as ...)").
+# Patterns, not compiled: only a line that is too long needs them (re caches them then).
+_LEADING_CODES = rf"(?:^|\()(?:{_CODE})(?:[:;,]? (?:{_CODE}))*"
+# A closing clause that is kept whole: a code, a hint, or just the parenthesis itself.
+_CLOSING_CLAUSE = (r" ?\((?:retry after \d+s|OpenSSL verify code \d+|"
+                   r"[A-Z][A-Z0-9_]{3,}|run with -vvv[^()]*)\)$|\)$")
+_PORT = r":\d+$"
+# Briefs an OK line can do without when it is too long; the long output has them.
+EXPENDABLE_BRIEFS = ("token", "tls", "tunnel", "resolve", "connect", "greeting")
+
+
+def line_budget(state: str) -> int:
+    """Characters left for the summary after "MAILGW <STATE> - "."""
+    return FIRST_LINE_LIMIT - len(f"{PREFIX} {state.upper()} - ")
+
+
+@dataclass
+class Piece:
+    """Part of the first line that may be shortened, never into its protected head and tail."""
+
+    text: str
+    head: int = 0  # leading characters never cut (a reply code)
+    tail: int = 0  # trailing characters never cut (a closing clause, a port)
+    middle: bool = False  # cut in the middle: a host name keeps its domain and port
+    keep: int | None = None  # characters of the cuttable body kept, once cut
+    dropped: bool = False
+
+    @classmethod
+    def protecting_codes(cls, text: str) -> Piece:
+        codes = re.search(_LEADING_CODES, text)
+        closing = re.search(_CLOSING_CLAUSE, text)
+        head = codes.end() if codes else 0
+        tail = len(closing.group()) if closing and closing.start() >= head else 0
+        return cls(text, head, tail)
+
+    @classmethod
+    def host(cls, target: str) -> Piece:
+        port = re.search(_PORT, target)
+        return cls(target, tail=len(port.group()) if port else 0, middle=True)
+
+    @property
+    def body(self) -> str:
+        return self.text[self.head:len(self.text) - self.tail]
+
+    def kept(self) -> int:
+        return len(self.body) if self.keep is None else self.keep
+
+    def can_shrink(self, floor: int) -> bool:
+        # The first cut adds the ellipsis, so it must take more than that to gain anything.
+        after = self.kept() - (len(ELLIPSIS) + 1 if self.keep is None else 1)
+        return not self.dropped and after >= max(floor, 0)
+
+    def shrink(self) -> None:
+        self.keep = self.kept() - (len(ELLIPSIS) + 1 if self.keep is None else 1)
+
+    def __str__(self) -> str:
+        if self.dropped:
+            return ""
+        if self.keep is None:
+            return self.text
+        head, body, tail = self.text[:self.head], self.body, self.text[len(self.text) - self.tail:]
+        if self.middle:
+            front = (self.keep + 1) // 2
+            back = body[len(body) - (self.keep - front):] if self.keep > front else ""
+            return f"{head}{body[:front]}{ELLIPSIS}{back}{tail}"
+        if self.keep == 0 and head.strip():
+            return head.rstrip(" ,;:") + tail  # a code alone says what it says
+        return f"{cut_at_word(head, body, self.keep)}{ELLIPSIS}{tail}"
+
+
+def cut_at_word(head: str, body: str, keep: int) -> str:
+    """The head and the first `keep` characters of the body, ending on a word if one is near."""
+    part = body[:keep]
+    space = part.rfind(" ")
+    if keep < len(body) and space > 0 and space >= keep - 12:
+        part = part[:space]
+    return head + part.rstrip(" ,;:.(")
+
+
+Shortening = Callable[[], bool]
+
+
+def shorten(compose: Callable[[], str], limit: int, shortenings: Iterable[Shortening]) -> str:
+    """Applies each shortening, in order, until the composed line fits (or none is left)."""
+    for shortening in shortenings:
+        while len(compose()) > limit and shortening():
+            pass
+    return compose()
+
+
+def fit(compose: Callable[[], str], limit: int, shortenings: Iterable[Shortening]) -> str:
+    """The composed line shortened to fit; cut hard at its end if the shortenings fall short."""
+    line = shorten(compose, limit, shortenings)
+    return line if len(line) <= limit else line[:limit - len(ELLIPSIS)] + ELLIPSIS
+
+
+def level(pieces: Sequence[Piece], floor: int) -> Shortening:
+    """Shortens the longest of the pieces by one, down to `floor` characters of body each."""
+    def shorten_longest() -> bool:
+        candidates = [piece for piece in pieces if piece.can_shrink(floor)]
+        if not candidates:
+            return False
+        max(candidates, key=lambda piece: len(str(piece))).shrink()
+        return True
+    return shorten_longest
+
+
+def drop(pieces: Sequence[Piece]) -> Shortening:
+    """Leaves out one more of the pieces, in their order."""
+    queue = list(pieces)
+
+    def drop_next() -> bool:
+        while queue:
+            piece = queue.pop(0)
+            if not piece.dropped:
+                piece.dropped = True
+                return True
+        return False
+    return drop_next
+
+
+def fit_problem(step: str, target: str, concern: Diagnosis, limit: int) -> str:
+    """"<step> on <host>: <problem>: <reply>": the server's words go first (its code stays),
+    then ours, then the host's middle."""
+    whole = f"{step} on {target}: " + (f"{concern.problem}: {concern.reply}" if concern.reply
+                                       else concern.problem)
+    if len(whole) <= limit:
+        return whole
+    host = Piece.host(target)
+    problem = Piece.protecting_codes(concern.problem)
+    reply = Piece.protecting_codes(concern.reply) if concern.reply else None
+    replies = [reply] if reply else []
+
+    def compose() -> str:
+        words = f"{problem}: {reply}" if reply else str(problem)
+        return f"{step} on {host}: {words}"
+    return fit(compose, limit, [level(replies, 0), level([problem], 40), level([host], 40),
+                                level([problem], 16), level([host], 20)])
+
+
+def fit_ok(mode: str, target: str, briefs: Sequence[tuple[str, str]], took: str,
+           limit: int) -> str:
+    """"<mode> <host>: <brief>, <brief>, ... in <time>": the briefs that matter least go
+    first, then replies quoted in briefs shrink, then a long host's middle, then all."""
+    whole = f"{mode} {target}: {', '.join(brief for _, brief in briefs)} {took}"
+    if len(whole) <= limit:
+        return whole
+    host = Piece.host(target)
+    by_step = {step: Piece.protecting_codes(brief) for step, brief in briefs}
+    pieces = list(by_step.values())
+    quoting = [piece for piece in pieces if piece.head]
+    expendable = [by_step[step] for step in EXPENDABLE_BRIEFS if step in by_step]
+
+    def compose() -> str:
+        shown = ", ".join(str(piece) for piece in pieces if not piece.dropped)
+        return f"{mode} {host}: {shown} {took}"
+    return fit(compose, limit, [drop(expendable), level(quoting, 16), level([host], 40),
+                                level(pieces, 12), level([host], 20), level(pieces, 0)])
+
+
+_LONG_WORD = r"(\S{41,})"
+
+
+def fit_text(text: str, limit: int) -> str:
+    """Any other line: long words (file paths) lose their middle first, then the text its
+    end, keeping a closing code or hint."""
+    parts = [Piece(part, middle=bool(index % 2))
+             for index, part in enumerate(re.split(_LONG_WORD, text))]
+    shorten(lambda: "".join(map(str, parts)), limit, [level(parts[1::2], 24)])
+    piece = Piece.protecting_codes("".join(map(str, parts)))
+    return fit(lambda: str(piece), limit, [level([piece], 0)])
 
 
 class PlainDecimal(float):
@@ -144,13 +339,20 @@ class GatewaySummary(Summary):
 
     def ok(self, results: nagiosplugin.Results) -> str:
         report = self.report
-        briefs = ", ".join(o.brief for o in report.outcomes if o.brief)
-        return f"{report.mode} {report.target}: {briefs} in {report.total_time:.2f}s"
+        briefs = [(o.name, o.brief) for o in report.outcomes if o.brief]
+        return fit_ok(report.mode, report.target, briefs, f"in {report.total_time:.2f}s",
+                      line_budget("ok"))
 
     def problem(self, results: nagiosplugin.Results) -> str:
         worst = results.first_significant
+        budget = line_budget(str(worst.state))
+        if worst.context.name == "step" and worst.metric is not None:
+            outcome = self.run.outcome(worst.metric.name)
+            if outcome.concern:
+                return fit_problem(outcome.name, outcome.target or self.report.target,
+                                   outcome.concern, budget)
         named = worst.context.name == "step" or isinstance(worst.context, DaysLeftContext)
-        return worst.hint if worst.hint and named else str(worst)
+        return fit_text(worst.hint if worst.hint and named else str(worst), budget)
 
     def verbose(self, results: nagiosplugin.Results) -> list[str]:
         lines: list[str] = []
@@ -167,6 +369,7 @@ class GatewaySummary(Summary):
                 fix = THRESHOLD_FIXES.get(result.metric.name)
             if fix:
                 lines.append(f"{'':<9} fix: {fix}")
+        lines.extend(f"note: {note}" for note in settings_notes(self.settings))
         if self.verbosity >= 3:  # the effective settings, after profile and options merged
             lines.append("settings: " + ", ".join(
                 f"{f.name}={format_fact(getattr(self.settings, f.name))}"
@@ -234,32 +437,193 @@ def build_check(settings: Settings, run: Callable[[], Report]) -> nagiosplugin.C
     )
 
 
-def as_json(check: nagiosplugin.Check) -> str:
+# --- --format json ----------------------------------------------------------------------------
+
+# Raised when a key changes meaning or goes away; new keys do not raise it.
+SCHEMA_VERSION = 1
+NOT_RUN = "NOT_RUN"
+
+
+def settings_notes(settings: Settings | None) -> list[str]:
+    """What the settings are worth knowing about without changing the state."""
+    return list(settings.notes) if settings else []
+
+
+def as_json(check: nagiosplugin.Check, settings: Settings, redact: Callable[[str], str]) -> str:
     """The whole outcome for scripts and incident tooling (after the check has run)."""
     gateway = next(r for r in check.resources if isinstance(r, GatewayRun))
     report = gateway.report
     assert report is not None
-    document = {
-        "state": str(check.state).upper(),
-        "exit_code": check.exitcode,
-        "summary": check.summary_str,
-        "mode": report.mode,
-        "target": report.target,
-        "total_time": round(report.total_time, 6),
-        "steps": [
-            {
-                "name": o.name,
-                "state": o.state.name,
-                "started": round(o.started, 6),
-                "elapsed": round(o.elapsed, 6),
-                "brief": o.brief,
-                "facts": {**o.facts, **o.details},
-                "problem": o.concern.problem if o.concern else None,
-                "reply": o.concern.reply if o.concern else None,
-                "fix": o.concern.fix if o.concern else None,
-            }
-            for o in report.outcomes
-        ],
-        "perfdata": check.perfdata,
+    verbosity = settings.verbosity
+    ran = {outcome.name: step_document(outcome, verbosity) for outcome in report.outcomes}
+    steps = [ran.pop(name, None) or not_run_document(name) for name in report.planned]
+    return dump(redact, document(
+        State(check.exitcode), check.summary_str, settings, steps=[*steps, *ran.values()],
+        target=report.target, total_time=round(report.total_time, 6),
+        perfdata=check.perfdata, values=perfdata_values(check)))
+
+
+def document(state: State, summary: str, settings: Settings | None, *,
+             steps: list[dict[str, Any]] | None = None, target: str | None = None,
+             total_time: float | None = None, perfdata: list[str] | None = None,
+             values: list[dict[str, Any]] | None = None,
+             error: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Schema version 1; README.md, section "JSON output", documents every key."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "version": __version__,
+        "state": state.name,
+        "exit_code": int(state),
+        "summary": summary,
+        "mode": settings.mode if settings else None,
+        "target": target,
+        "total_time": total_time,
+        "steps": steps or [],
+        "notes": settings_notes(settings),
+        "perfdata": perfdata or [],
+        "perfdata_values": values or [],
+        "error": error,
     }
-    return json.dumps(document, indent=2, default=str)
+
+
+def step_document(outcome: StepOutcome, verbosity: int) -> dict[str, Any]:
+    concern = outcome.concern
+    return {
+        "name": outcome.name,
+        "state": outcome.state.name,
+        "started": round(outcome.started, 6),
+        "elapsed": round(outcome.elapsed, 6),
+        "target": outcome.target,
+        "brief": outcome.brief,
+        "facts": {**outcome.facts, **outcome.details},
+        "problem": concern.problem if concern else None,
+        "reply": concern.reply if concern else None,
+        "fix": concern.fix if concern else None,
+        "dialogue": outcome.dialogue if verbosity >= 2 else [],
+        "traceback": outcome.detail if verbosity >= 3 else None,
+    }
+
+
+def not_run_document(name: str) -> dict[str, Any]:
+    """A step the mode planned that did not run: the chain broke before it, or time ran out."""
+    return {
+        "name": name, "state": NOT_RUN, "started": None, "elapsed": None, "target": None,
+        "brief": "", "facts": {}, "problem": None, "reply": None, "fix": None, "dialogue": [],
+        "traceback": None,
+    }
+
+
+def perfdata_values(check: nagiosplugin.Check) -> list[dict[str, Any]]:
+    """The perfdata as numbers: what a script would otherwise parse out of the strings."""
+    values = []
+    for result in check.results:
+        performance = result.metric.performance() if result.metric else None
+        if performance:
+            values.append(perf_value(performance))
+    return sorted(values, key=lambda value: value["label"])
+
+
+def perf_value(performance: Performance) -> dict[str, Any]:
+    return {
+        "label": performance.label,
+        "value": number(performance.value),
+        "unit": performance.uom or None,
+        "warn": str(performance.warn) or None,
+        "crit": str(performance.crit) or None,
+        "min": number(performance.min),
+        "max": number(performance.max),
+    }
+
+
+def number(value: Any) -> int | float | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, int):
+        return value
+    return round(float(value), 6)
+
+
+def dump(redact: Callable[[str], str], content: dict[str, Any]) -> str:
+    # Masked value by value: a secret escaped by JSON would slip past the stream's mask.
+    return json.dumps(redacted(content, redact), indent=2)
+
+
+def redacted(value: Any, redact: Callable[[str], str]) -> Any:
+    """The value with every string masked, and anything JSON cannot hold as a string."""
+    if isinstance(value, dict):
+        return {redact(str(key)): redacted(item, redact) for key, item in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [redacted(item, redact) for item in value]
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, enum.Enum):
+        return value.name.lower()
+    return redact(str(value))
+
+
+# --- when the check cannot judge the gateway ----------------------------------------------------
+
+class Writable(Protocol):
+    def write(self, text: str, /) -> int: ...
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why there is no judgement of the gateway: bad input, the run's watchdog, our own bug."""
+
+    kind: str  # bad_input, timeout, interrupted, internal_error
+    message: str
+    error: BaseException | None = None  # its traceback is shown at -vvv
+
+
+def run_json(check: nagiosplugin.Check, settings: Settings, watchdog: int,
+             redact: Callable[[str], str], out: Writable) -> int:
+    """Runs the check under the same watchdog as the Nagios form, prints JSON, the exit code."""
+    from nagiosplugin.platform import with_timeout
+
+    with_timeout(watchdog, check)
+    out.write(as_json(check, settings, redact) + "\n")
+    return int(check.exitcode)
+
+
+def write_failure(failure: Failure, settings: Settings | None, argv: Sequence[str] | None,
+                  redact: Callable[[str], str], out: Writable) -> None:
+    """UNKNOWN in the form asked for; before the options were read, as far as they can tell."""
+    output_format, verbosity = (settings.output_format, settings.verbosity) if settings \
+        else requested_output(argv)
+    trace = None
+    if failure.error is not None and verbosity >= 3:
+        import traceback  # costs an import on every run otherwise
+
+        trace = "".join(traceback.format_exception(failure.error))
+    summary = fit_text(failure.message, line_budget(State.UNKNOWN.name))
+    if output_format == "json":
+        error = {"kind": failure.kind, "message": failure.message, "traceback": trace}
+        out.write(dump(redact, document(State.UNKNOWN, summary, settings, error=error)) + "\n")
+        return
+    out.write(f"{PREFIX} UNKNOWN - {summary}\n")
+    if summary != failure.message:
+        out.write(f"{failure.message}\n")  # all of it, as long output
+    if verbosity >= 1:
+        for note in settings_notes(settings):
+            out.write(f"note: {note}\n")
+    if trace:
+        out.write(trace)
+
+
+def requested_output(argv: Sequence[str] | None) -> tuple[str, int]:
+    """--format and -v as typed, for a failure before the options could be parsed."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    output_format, verbosity = "nagios", 0
+    for index, arg in enumerate(args):
+        if arg == "--":
+            break
+        if arg == "--format" and index + 1 < len(args):
+            output_format = args[index + 1]
+        elif arg.startswith("--format="):
+            output_format = arg.partition("=")[2]
+        elif arg == "--verbose":
+            verbosity += 1
+        elif re.fullmatch(r"-v+", arg):
+            verbosity += len(arg) - 1
+    return output_format, verbosity

@@ -1,13 +1,23 @@
-"""Secrets: a wrapper that never prints its value, and a filter that masks leaks."""
+"""Secrets: a wrapper that never prints its value, a filter that masks leaks, and the
+bounded, never-hanging reads of the files that hold them."""
 
 from __future__ import annotations
 
 import base64
+import math
+import os
+import select
+import stat
+import time
 from collections.abc import Iterable
 from typing import TextIO
 from urllib.parse import unquote, urlsplit
 
+from check_mailgw.errors import SettingsError
+
 MASK = "****"
+SECRET_FILE_LIMIT = 64 * 1024  # a password, client secret or passphrase is one short line
+PIPE_WAIT = 10.0  # seconds a pipe's writer gets when the caller knows no -t
 
 
 class Secret:
@@ -75,3 +85,92 @@ class RedactingStream:
 
     def flush(self) -> None:
         self._stream.flush()
+
+
+def read_bounded(path: str, option: str, limit: int, too_large: str,
+                 wait: float = PIPE_WAIT) -> bytes:
+    """The file's bytes, at most `limit` of them; a larger file is refused at once.
+
+    Opened non-blocking: a FIFO or a pipe such as bash's <(...) is read until its writer
+    finishes, but for at most `wait` seconds; a device is refused (it may never end).
+    """
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as error:
+        raise SettingsError(f"{option} {path}: cannot read: {error.strerror}") from None
+    try:
+        status = os.fstat(descriptor)
+        if stat.S_ISDIR(status.st_mode):
+            raise SettingsError(f"{option} {path}: cannot read: Is a directory")
+        if stat.S_ISREG(status.st_mode):
+            if status.st_size > limit:
+                raise SettingsError(f"{option} {path}: larger than {limit // 1024} KiB: "
+                                    f"{too_large}")
+            data = read_regular(descriptor, limit)
+        elif stat.S_ISFIFO(status.st_mode):
+            data = read_pipe(descriptor, limit, wait, f"{option} {path}")
+        else:
+            raise SettingsError(f"{option} {path}: a device or socket, not a file")
+    except OSError as error:
+        raise SettingsError(f"{option} {path}: cannot read: {error.strerror}") from None
+    finally:
+        os.close(descriptor)
+    if len(data) > limit:  # a file that grew, or a pipe: the size was not known up front
+        raise SettingsError(f"{option} {path}: larger than {limit // 1024} KiB: {too_large}")
+    return data
+
+
+def read_regular(descriptor: int, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while size <= limit:
+        chunk = os.read(descriptor, limit + 1 - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+def read_pipe(descriptor: int, limit: int, wait: float, what: str) -> bytes:
+    """Reads a pipe until end of file, `limit` bytes past, or `wait` seconds gone."""
+    poller = select.poll()
+    poller.register(descriptor, select.POLLIN)
+    end = time.monotonic() + wait
+    chunks: list[bytes] = []
+    size = 0
+    while size <= limit:
+        left = end - time.monotonic()
+        if left <= 0:
+            raise SettingsError(f"{what}: a pipe whose writer did not finish within "
+                                f"{wait:g}s (-t)")
+        if not poller.poll(math.ceil(left * 1000)):
+            continue
+        try:
+            chunk = os.read(descriptor, 65536)
+        except BlockingIOError:
+            continue
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+def loose_permissions(path: str, what: str) -> str | None:
+    """ssh-style advice when a file holding a secret is readable by its group or others."""
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    if not stat.S_ISREG(status.st_mode):  # a pipe from <(...) belongs to this run alone
+        return None
+    mode = stat.S_IMODE(status.st_mode)
+    if mode & stat.S_IROTH:
+        readers = "others"
+    elif mode & stat.S_IRGRP:
+        readers = "its group"
+    else:
+        return None
+    return (f"{what} is readable by {readers} (mode {mode:04o}): chmod 600 it, owned by the "
+            "monitoring user")

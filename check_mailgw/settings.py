@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import datetime
 import ipaddress
 import os
 import re
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -19,9 +18,11 @@ from check_mailgw.errors import SettingsError
 from check_mailgw.microsoft.clouds import CLOUDS, EXCHANGE_SMTP_PORT
 from check_mailgw.modes import MODES
 from check_mailgw.outcome import State
-from check_mailgw.secret import Secret
+from check_mailgw.secret import SECRET_FILE_LIMIT, Secret, loose_permissions, read_bounded
 
 if TYPE_CHECKING:
+    import datetime
+
     from check_mailgw.microsoft.certificate import ClientCertificate
 
 TlsMode = Literal["none", "starttls", "implicit"]
@@ -37,6 +38,36 @@ DEFAULT_PORTS: dict[str, int] = {"none": 25, "starttls": 587, "implicit": IMPLIC
 _LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
 _ADDRESS = re.compile(r"[^@\s<>()\[\],;:\"]+@[^@\s<>()\[\],;:\"]+")
 _GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+# Plain decimals only: no exponent (1e400 is inf), no nan/inf, no _ or non-ASCII digits, and
+# few enough digits that int() and float() stay exact.
+_DECIMAL = r"(?:[0-9]{1,12}(?:\.[0-9]{0,9})?|\.[0-9]{1,9})"
+_SECONDS = re.compile(_DECIMAL)
+_NAGIOS_RANGE = re.compile(
+    rf"(?P<invert>@)?(?:(?P<start>~|[+-]?{_DECIMAL})?:)?(?P<end>[+-]?{_DECIMAL})?")
+_DAYS = re.compile(r"[0-9]{1,6}")
+
+DEFAULT_TIMEOUT = 10.0
+# Monitoring cores kill a check long before this (Nagios and Icinga 2 after 60 s by default),
+# and the longest service, the daily expiry check, needs seconds: a larger -t is a mistake,
+# most often milliseconds (-t 10000).
+MAX_TIMEOUT = 3600.0
+MAX_DAYS = 36500  # a hundred years: more is a typo, not a certificate's lifetime
+RANGE_EXAMPLES = "5, 10:, ~:20 or @1:3"
+AUTH_MECHANISMS = ("PLAIN", "LOGIN")
+# Values that never reach the output or the wire as text: secrets (masked, base64 on the
+# wire) and file names (any character a file system allows; shown escaped).
+FREE_TEXT_KEYS = frozenset({
+    "password", "client_secret", "password_file", "client_secret_file", "client_certificate",
+    "client_key", "client_key_passphrase_file", "ca_file", "config",
+})
+# Options whose messages name their letter too; the others are --key-with-dashes.
+OPTION_NAMES = {
+    "hostname": "-H/--hostname", "port": "-p/--port", "sender": "-f/--from",
+    "username": "-U/--username", "password": "-P/--password", "helo": "-F/--helo",
+    "timeout": "-t/--timeout", "warning": "-w/--warning", "critical": "-c/--critical",
+    "certificate_days": "-D/--certificate-days", "auth_mechanism": "-A/--auth-mechanism",
+    "output_format": "--format",
+}
 
 
 @dataclass(frozen=True)
@@ -99,8 +130,12 @@ class Settings:
     basic_auth_retirement: State = State.WARNING  # smtp against Exchange Online
     check: str = "full"  # or "expiry": only the token and the credential's expiry
     now: datetime.datetime | None = None  # pinned "now" for the expiry arithmetic (tests)
+    auth_mechanism: str | None = None  # PLAIN or LOGIN (-A); None: by what the server offers
+    notes: tuple[str, ...] = ()  # advice for the long output, no state change
 
     def current_time(self) -> datetime.datetime:
+        import datetime  # only the expiry and countdown arithmetic need it
+
         return self.now or datetime.datetime.now(datetime.UTC)
 
     @property
@@ -132,8 +167,52 @@ CONFIG_KEYS = {
     "cloud", "authority", "graph_url", "proxy", "azure_region", "token_warning",
     "token_critical", "basic_auth_retirement", "client_certificate", "client_key",
     "client_key_passphrase_file", "secret_warning", "secret_critical", "secret_expires",
-    "expiry_lookup_denied", "check",
+    "expiry_lookup_denied", "check", "auth_mechanism",
 }
+
+
+def option_name(key: str) -> str:
+    return OPTION_NAMES.get(key, f"--{key.replace('_', '-')}")
+
+
+def is_control_character(character: str) -> bool:
+    """C0, DEL and C1 controls, format characters (bidi overrides, zero width), the Unicode
+    line and paragraph separators: whatever can split or disguise a line; and the stand-ins
+    for bytes that were not UTF-8 (surrogates), which no output or wire can carry."""
+    code = ord(character)
+    if code < 0x80:  # ASCII, nearly every value: no need for the Unicode database
+        return code < 0x20 or code == 0x7F
+    import unicodedata
+
+    return unicodedata.category(character) in ("Cc", "Cf", "Zl", "Zp", "Cs")
+
+
+def escaped(character: str) -> str:
+    return repr(character)[1:-1]
+
+
+def one_line(text: str) -> str:
+    """The text with its control characters escaped (\\r\\n), so it stays on one line."""
+    return "".join(escaped(c) if is_control_character(c) else c for c in text)
+
+
+def refuse_control_characters(value: Any, option: str) -> None:
+    """A value that reaches the output or the wire must not carry a line break or the like."""
+    texts = [value] if isinstance(value, str) else \
+        [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+    found = dict.fromkeys(c for text in texts for c in text if is_control_character(c))
+    if found:
+        shown = "".join(escaped(c) for c in found)
+        if any(0xD800 <= ord(c) <= 0xDFFF for c in found):  # surrogates: bytes, not text
+            raise SettingsError(f"{option}: bytes that are not UTF-8 text ({shown})")
+        raise SettingsError(f"{option}: control characters ({shown}) are not allowed")
+
+
+def refuse_control_characters_in(values: Mapping[str, Any],
+                                 name: Callable[[str], str]) -> None:
+    for key, value in values.items():
+        if key not in FREE_TEXT_KEYS:
+            refuse_control_characters(value, name(key))
 
 
 def is_ip_literal(host: str) -> bool:
@@ -155,10 +234,11 @@ def check_hostname(value: Any) -> str:
 
 
 def check_port(value: Any, option: str = "-p/--port") -> int:
-    try:
-        port = int(value)
-    except (TypeError, ValueError):
-        raise SettingsError(f"{option} {value!r}: not a number") from None
+    text = str(value).strip()
+    if isinstance(value, bool) or not re.fullmatch(r"[0-9]{1,5}", text):
+        raise SettingsError(f"{option} {value!r}: expected a port number from 1 to 65535, "
+                            "such as 587")
+    port = int(text)
     if not 1 <= port <= 65535:
         raise SettingsError(f"{option} {port}: out of range (1-65535)")
     return port
@@ -166,6 +246,8 @@ def check_port(value: Any, option: str = "-p/--port") -> int:
 
 def check_address(value: Any, option: str) -> str:
     address = str(value).strip()
+    if address.startswith("<") and address.endswith(">"):  # as check_smtp's -f accepts it
+        address = address[1:-1].strip()
     if not _ADDRESS.fullmatch(address) or address.startswith(".") or ".." in address:
         raise SettingsError(f"{option} {value!r}: not a valid e-mail address")
     return address
@@ -193,34 +275,46 @@ def resolve_tls(tls: str | None, port: int | None) -> tuple[TlsMode, int]:
     return tls, port or DEFAULT_PORTS[tls]  # type: ignore[return-value]
 
 
-def check_positive(value: Any, option: str) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise SettingsError(f"{option} {value!r}: not a number") from None
-    if number <= 0:
-        raise SettingsError(f"{option} {value!r}: must be greater than 0")
-    return number
+def check_timeout(value: Any) -> float:
+    """Seconds for the whole run: a plain number above 0, at most MAX_TIMEOUT."""
+    text = str(value).strip()
+    if isinstance(value, bool) or not _SECONDS.fullmatch(text) or float(text) <= 0:
+        raise SettingsError(f"-t/--timeout {value!r}: expected seconds, a number greater "
+                            "than 0 such as 10")
+    if float(text) > MAX_TIMEOUT:
+        raise SettingsError(f"-t/--timeout {value!r}: at most {MAX_TIMEOUT:g} seconds; -t "
+                            "counts seconds, not milliseconds")
+    return float(text)
 
 
 def check_range(value: Any, option: str) -> str | None:
+    """A Nagios range ([@][start:][end]) with finite, plain numbers; empty means none."""
     if value is None:
         return None
-    try:
-        Range(str(value))
-    except ValueError as error:
-        raise SettingsError(f"{option} {value!r}: not a valid threshold range ({error})") from None
-    return str(value)
+    text = str(value).strip()
+    if not text:
+        return None
+    expected = f"expected a Nagios range such as {RANGE_EXAMPLES}"
+    match = _NAGIOS_RANGE.fullmatch(text) if not isinstance(value, bool) else None
+    if not match or (match["start"] in (None, "~") and match["end"] is None):
+        raise SettingsError(f"{option} {value!r}: {expected}")
+    start = match["start"] if match["start"] not in (None, "~") else "0"
+    if match["start"] != "~" and match["end"] is not None and float(start) > float(match["end"]):
+        raise SettingsError(f"{option} {value!r}: {expected} (here the start, {start}, is "
+                            f"above the end, {match['end']})")
+    Range(text)  # the grammar above is a subset of what nagiosplugin parses
+    return text
 
 
 def check_certificate_days(value: Any) -> tuple[int, int]:
-    parts = str(value).split(",")
-    try:
-        days = [int(p) for p in parts]
-    except ValueError:
-        raise SettingsError(f"-D/--certificate-days {value!r}: expected WARN[,CRIT] days") from None
-    if len(days) not in (1, 2) or any(d < 0 for d in days):
-        raise SettingsError(f"-D/--certificate-days {value!r}: expected WARN[,CRIT] days")
+    expected = f"-D/--certificate-days {value!r}: expected WARN[,CRIT] days such as 14,7"
+    parts = str(value).strip().split(",")
+    if isinstance(value, bool) or len(parts) not in (1, 2) or \
+            not all(_DAYS.fullmatch(p.strip()) for p in parts):
+        raise SettingsError(expected)
+    days = [int(p) for p in parts]
+    if any(d > MAX_DAYS for d in days):
+        raise SettingsError(f"{expected}, at most {MAX_DAYS} (a hundred years)")
     warn, crit = (days[0], days[1]) if len(days) == 2 else (days[0], 0)
     if crit > warn:
         raise SettingsError(
@@ -251,21 +345,26 @@ def check_timeout_state(value: Any) -> State:
         ) from None
 
 
-def read_secret_file(path: Any, option: str) -> Secret:
+def read_secret_file(path: Any, option: str, notes: list[str] | None = None,
+                     wait: float = DEFAULT_TIMEOUT) -> Secret:
+    """The secret in a file (trailing line breaks dropped), bounded in size and time."""
+    data = read_bounded(str(path), option, SECRET_FILE_LIMIT,
+                        "a secret file holds one line", wait)
     try:
-        text = Path(str(path)).read_text(encoding="utf-8")
-    except OSError as error:
-        raise SettingsError(f"{option} {path}: cannot read: {error.strerror}") from None
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise SettingsError(f"{option} {path}: not UTF-8 text") from None
     value = text.rstrip("\r\n")
     if not value:
         raise SettingsError(f"{option} {path}: the file is empty")
+    if notes is not None:
+        notes.extend(secret_file_notes({option: path}))
     return Secret(value)
 
 
 def find_secret(name: str, env_name: str, cli: Mapping[str, Any], profile: Mapping[str, Any],
-                env: Mapping[str, str]) -> Secret | None:
+                env: Mapping[str, str], notes: list[str] | None = None,
+                wait: float = DEFAULT_TIMEOUT) -> Secret | None:
     """The first of: --NAME, --NAME-file, $ENV_NAME, the profile's NAME or NAME_file."""
     option, file_key = f"--{name.replace('_', '-')}", f"{name}_file"
     if name in cli and file_key in cli:
@@ -273,7 +372,7 @@ def find_secret(name: str, env_name: str, cli: Mapping[str, Any], profile: Mappi
     if name in cli:
         return Secret(str(cli[name]))
     if file_key in cli:
-        return read_secret_file(cli[file_key], f"{option}-file")
+        return read_secret_file(cli[file_key], f"{option}-file", notes, wait)
     if env.get(env_name):
         return Secret(env[env_name])
     if name in profile and file_key in profile:
@@ -281,7 +380,7 @@ def find_secret(name: str, env_name: str, cli: Mapping[str, Any], profile: Mappi
     if name in profile:
         return Secret(str(profile[name]))
     if file_key in profile:
-        return read_secret_file(profile[file_key], f"config {file_key}")
+        return read_secret_file(profile[file_key], f"config {file_key}", notes, wait)
     return None
 
 
@@ -296,30 +395,47 @@ def build_settings(cli: Mapping[str, Any], profile: Mapping[str, Any] | None = N
     """Merge the profile under the command line options and validate the whole."""
     profile = profile or {}
     env = os.environ if env is None else env
+    refuse_control_characters_in(cli, option_name)
+    refuse_control_characters_in(profile, lambda key: f"config {key}")
+    letter_tls = cli.get("check_smtp_tls")  # -S or -s: check_smtp's TLS letters
+    if letter_tls is not None:
+        cli = {**cli, "tls": letter_tls}
     given = {**profile, **cli}
 
     def option(name: str, default: Any = None) -> Any:
         return given.get(name, default)
 
+    notes: list[str] = []
+    timeout = check_timeout(option("timeout", DEFAULT_TIMEOUT))
     mode = str(option("mode", "smtp"))
     if mode not in MODES:
         raise SettingsError(f"--mode {mode!r}: unknown mode (available: {', '.join(MODES)})")
-    oauth = build_oauth(mode, cli, profile, env) if mode in OAUTH_MODES else None
+    oauth = build_oauth(mode, cli, profile, env, notes, timeout) if mode in OAUTH_MODES else None
     if oauth is None:
         for key in ("tenant_id", "client_id", "client_secret", "client_secret_file", "scope",
                     "client_certificate", "secret_expires"):
             if key in given:
                 raise SettingsError(f"--{key.replace('_', '-')}: only for --mode o365-smtp "
                                     "or graph (this is --mode smtp)")
-    hostname, port, tls = gateway_address(mode, option, oauth)
+        # Unused here, but a [defaults] table may hold them for every profile: still checked.
+        for key in ("token_warning", "token_critical"):
+            check_range(option(key), option_name(key))
+        check_secret_days(option("secret_warning", 30), option("secret_critical", 7))
+    # check_smtp's -S keeps its port, 25; --tls starttls means submission, 587.
+    port_default = 25 if letter_tls == "starttls" else None
+    hostname, port, tls = gateway_address(mode, option, oauth, port_default)
     send_to = check_address(option("send_to"), "--send-to") if option("send_to") else None
     check = check_what(option("check", "full"), mode, send_to)
     if option("sender") is None and check != "expiry":  # the expiry check sends nothing
-        raise SettingsError("--from is missing: the sender address the gateway uses")
-    sender = check_address(option("sender"), "--from") if option("sender") is not None else ""
+        raise SettingsError("-f/--from is missing: the sender address the gateway uses")
+    sender = check_address(option("sender"), "-f/--from") \
+        if option("sender") is not None else ""
 
     username = option("username")
-    password = find_secret("password", PASSWORD_ENV, cli, profile, env) if not oauth else None
+    password = None if oauth else \
+        find_secret("password", PASSWORD_ENV, cli, profile, env, notes, timeout)
+    if password and "\0" in password.reveal():
+        raise SettingsError("the password holds a NUL character, which SMTP AUTH cannot carry")
     auth_option = option("auth")
     auth = as_bool(auth_option, "--auth") if auth_option is not None else username is not None
     if oauth and (username or "password" in given or "password_file" in given):
@@ -336,6 +452,7 @@ def build_settings(cli: Mapping[str, Any], profile: Mapping[str, Any] | None = N
         if not auth and (username or password) and auth_option is False:
             raise SettingsError("--no-auth conflicts with --username/--password")
     allow_cleartext = as_bool(option("allow_cleartext_auth", False), "--allow-cleartext-auth")
+    mechanism = check_auth_mechanism(option("auth_mechanism"), mode, auth and not oauth)
     if auth and tls == "none" and not allow_cleartext:
         raise SettingsError(
             "refusing to send the password in clear: add --tls (STARTTLS), or "
@@ -374,7 +491,7 @@ def build_settings(cli: Mapping[str, Any], profile: Mapping[str, Any] | None = N
         ca_file=str(ca_file) if ca_file is not None else None,
         insecure=insecure,
         send_to=send_to,
-        timeout=check_positive(option("timeout", 10), "-t/--timeout"),
+        timeout=timeout,
         timeout_state=check_timeout_state(option("timeout_state", "unknown")),
         warning=check_range(option("warning"), "-w/--warning"),
         critical=check_range(option("critical"), "-c/--critical"),
@@ -386,7 +503,25 @@ def build_settings(cli: Mapping[str, Any], profile: Mapping[str, Any] | None = N
         basic_auth_retirement=check_retirement_state(option("basic_auth_retirement", "warning")),
         check=check,
         now=check_moment(option("now"), "--now") if option("now") is not None else None,
+        auth_mechanism=mechanism,
+        notes=tuple(notes),
     )
+
+
+def check_auth_mechanism(value: Any, mode: str, password_login: bool) -> str | None:
+    """-A: the SASL mechanism for the password login; None lets the server's offer decide."""
+    if value is None:
+        return None
+    mechanism = str(value).strip().upper()
+    if mechanism not in AUTH_MECHANISMS:
+        raise SettingsError(f"-A/--auth-mechanism {value!r}: expected PLAIN or LOGIN")
+    if mode in OAUTH_MODES:
+        raise SettingsError(f"-A/--auth-mechanism: --mode {mode} signs in with the app's "
+                            "token, not a password; -A is for --mode smtp")
+    if not password_login:
+        raise SettingsError("-A/--auth-mechanism: needs -U/--username and a password "
+                            "(authentication is off)")
+    return mechanism
 
 
 def check_what(value: Any, mode: str, send_to: str | None) -> str:
@@ -402,8 +537,8 @@ def check_what(value: Any, mode: str, send_to: str | None) -> str:
     return text
 
 
-def gateway_address(mode: str, option: Callable[..., Any],
-                    oauth: OAuthSettings | None) -> tuple[str, int, TlsMode]:
+def gateway_address(mode: str, option: Callable[..., Any], oauth: OAuthSettings | None,
+                    port_default: int | None = None) -> tuple[str, int, TlsMode]:
     """Host, port and TLS of the server the chain talks to first."""
     if mode == "graph":
         assert oauth is not None
@@ -423,13 +558,14 @@ def gateway_address(mode: str, option: Callable[..., Any],
     if option("hostname") is None:
         raise SettingsError("-H/--hostname is missing: name the mail gateway's server")
     hostname = check_hostname(option("hostname"))
-    port = check_port(option("port")) if option("port") is not None else None
+    port = check_port(option("port")) if option("port") is not None else port_default
     tls, port = resolve_tls(check_tls(option("tls")) if option("tls") is not None else None, port)
     return hostname, port, tls
 
 
 def build_oauth(mode: str, cli: Mapping[str, Any], profile: Mapping[str, Any],
-                env: Mapping[str, str]) -> OAuthSettings:
+                env: Mapping[str, str], notes: list[str] | None = None,
+                wait: float = DEFAULT_TIMEOUT) -> OAuthSettings:
     """The Entra ID app's settings, each checked the way the settings form should have."""
     given = {**profile, **cli}
     for key, what in (("tenant_id", "the directory (tenant) ID or domain of the Entra ID app"),
@@ -438,7 +574,7 @@ def build_oauth(mode: str, cli: Mapping[str, Any], profile: Mapping[str, Any],
             raise SettingsError(f"--{key.replace('_', '-')} is missing: {what}")
     tenant = check_tenant(given["tenant_id"])
     client_id = check_guid(given["client_id"], "--client-id", "the application (client) ID")
-    secret, certificate, passphrase = app_credential(cli, profile, env)
+    secret, certificate, passphrase = app_credential(cli, profile, env, notes, wait)
     cloud = str(given.get("cloud", "global")).lower()
     if cloud not in CLOUDS:
         raise SettingsError(f"--cloud {given['cloud']!r}: expected one of {', '.join(CLOUDS)}")
@@ -481,14 +617,16 @@ def build_oauth(mode: str, cli: Mapping[str, Any], profile: Mapping[str, Any],
 
 
 def app_credential(cli: Mapping[str, Any], profile: Mapping[str, Any], env: Mapping[str, str],
+                   notes: list[str] | None = None, wait: float = DEFAULT_TIMEOUT,
                    ) -> tuple[Secret | None, ClientCertificate | None, Secret | None]:
     """The app's client secret, or its certificate (and the key's passphrase): exactly one."""
+    notes = [] if notes is None else notes
     given = {**profile, **cli}
     certificate_file = given.get("client_certificate")
     if certificate_file is None:
         if "client_key" in given or "client_key_passphrase_file" in given:
             raise SettingsError("--client-key: only with --client-certificate FILE")
-        secret = find_secret("client_secret", CLIENT_SECRET_ENV, cli, profile, env)
+        secret = find_secret("client_secret", CLIENT_SECRET_ENV, cli, profile, env, notes, wait)
         if secret is None:
             raise SettingsError(
                 "no client secret: give --client-secret-file FILE, $MAILGW_CLIENT_SECRET, or "
@@ -505,19 +643,31 @@ def app_credential(cli: Mapping[str, Any], profile: Mapping[str, Any], env: Mapp
         if key in given:
             raise SettingsError(f"--{key.replace('_', '-')} and --client-certificate: the app "
                                 "signs in with one credential; give only one of them")
-    passphrase = find_secret("client_key_passphrase", KEY_PASSPHRASE_ENV, cli, profile, env)
+    passphrase = find_secret("client_key_passphrase", KEY_PASSPHRASE_ENV, cli, profile, env,
+                             notes, wait)
     from check_mailgw.microsoft.certificate import load_client_certificate
 
     key_file = given.get("client_key")
     certificate = load_client_certificate(str(certificate_file),
                                           str(key_file) if key_file else None, passphrase)
+    notes.extend(secret_file_notes({"--client-certificate": certificate_file,
+                                    "--client-key": key_file}))
     return None, certificate, passphrase
+
+
+def secret_file_notes(files: Mapping[str, Any]) -> Iterable[str]:
+    """Advice for each named file that holds a secret and is readable by group or others."""
+    for option, path in files.items():
+        if path is not None and (note := loose_permissions(str(path), f"{option} {path}")):
+            yield one_line(note)
 
 
 def check_days(value: Any, option: str) -> int:
     text = str(value).strip()
-    if not text.isdigit():
+    if isinstance(value, bool) or not _DAYS.fullmatch(text):
         raise SettingsError(f"{option} {value!r}: expected a whole number of days, such as 30")
+    if int(text) > MAX_DAYS:
+        raise SettingsError(f"{option} {value!r}: at most {MAX_DAYS} days (a hundred years)")
     return int(text)
 
 
@@ -532,6 +682,8 @@ def check_secret_days(warning: Any, critical: Any) -> tuple[int, int]:
 
 def check_moment(value: Any, option: str) -> datetime.datetime:
     """YYYY-MM-DD (the start of that day, UTC) or an ISO 8601 time; TOML dates too."""
+    import datetime
+
     if isinstance(value, datetime.datetime):
         moment = value
     elif isinstance(value, datetime.date):

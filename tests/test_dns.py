@@ -6,6 +6,9 @@ import re
 
 from checkrun import run_check
 
+from check_mailgw.deadline import Deadline
+from check_mailgw.net.resolve import explain_failure
+from check_mailgw.outcome import State
 from check_mailgw.sandbox.accounts import SANDBOX_USER
 
 OK, CRITICAL = 0, 2
@@ -66,7 +69,7 @@ def test_resolver_timeout_is_critical_and_named(dns_server) -> None:
 
 
 def test_hosts_file_comes_before_dns(smtp_server) -> None:
-    # 'localhost' is in /etc/hosts; the machine's own resolver answers NXDOMAIN for it.
+    # 'localhost' is in /etc/hosts: the system resolver answers from it, before any DNS.
     server = smtp_server("plain", "ok", host="127.0.0.1")
     result = run_check("-H", "localhost", "-p", server.port, "-4", "--from", SANDBOX_USER, "-v")
     assert result.exit_code == OK, result.stdout
@@ -79,3 +82,41 @@ def test_ip_literal_skips_dns(smtp_server) -> None:
     assert result.exit_code == OK
     assert "dns_time" not in result.perfdata
     assert not re.search(r"^resolve", result.long_output, re.MULTILINE)
+
+
+# When the system resolver finds nothing, DNS itself tells why. These ask the sandbox's DNS
+# server in place of the machine's resolvers, which must not be queried from a test.
+NOT_KNOWN = "Name or service not known"
+
+
+def explained(name: str, dns_server, seconds: float = 4):
+    return explain_failure(name, 0, Deadline(seconds), NOT_KNOWN,
+                           dns_server=(dns_server.host, dns_server.port))
+
+
+def test_system_resolver_failure_told_apart_nxdomain(dns_server) -> None:
+    diagnosis = explained("nosuch.sandbox.test", dns_server)
+    assert diagnosis.state == State.CRITICAL
+    assert diagnosis.problem == "DNS: nosuch.sandbox.test does not exist"
+    assert re.fullmatch(r"NXDOMAIN from 127\.0\.0\.1:\d+", diagnosis.reply or "")
+
+
+def test_system_resolver_failure_told_apart_servfail(dns_server) -> None:
+    diagnosis = explained("servfail.sandbox.test", dns_server)
+    assert diagnosis.problem == "DNS: lookup of servfail.sandbox.test failed"
+    assert (diagnosis.reply or "").startswith("SERVFAIL")
+
+
+def test_system_resolver_failure_told_apart_timeout(dns_server) -> None:
+    diagnosis = explained("timeout.sandbox.test", dns_server, seconds=1)
+    assert diagnosis.problem == "DNS: no answer for timeout.sandbox.test within 0.5s"
+    assert re.fullmatch(r"resolver timeout \(127\.0\.0\.1:\d+\)", diagnosis.reply or "")
+
+
+def test_system_resolver_that_disagrees_with_dns_is_the_diagnosis(dns_server) -> None:
+    diagnosis = explained("mail.sandbox.test", dns_server)
+    assert diagnosis.state == State.CRITICAL
+    assert diagnosis.problem == "DNS: the system resolver cannot resolve mail.sandbox.test"
+    assert re.fullmatch(rf"{NOT_KNOWN}; DNS 127\.0\.0\.1:\d+ answers 127\.0\.0\.1",
+                        diagnosis.reply or "")
+    assert "/etc/nsswitch.conf" in (diagnosis.fix or "")

@@ -39,9 +39,11 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def service(name: str, **variables: object) -> str:
+def service(name: str, check_timeout: str | None = None, **variables: object) -> str:
     lines = [f'object Service "{name}" {{', '  host_name = "gateway"',
              '  check_command = "mailgw"', "  check_interval = 1s", "  retry_interval = 1s"]
+    if check_timeout is not None:
+        lines.append(f"  check_timeout = {check_timeout}")
     for key, value in variables.items():
         literal = f'"{value}"' if isinstance(value, str | Path) else str(value).lower()
         lines.append(f"  vars.mailgw_{key} = {literal}")
@@ -206,6 +208,24 @@ ca_file = "{ca_file}"
     assert all(SANDBOX_PASSWORD not in str(r) for r in results.values())
 
 
+def test_icinga2_keeps_the_checks_time_limit_under_the_cores(workdir, smtp_server, ca_file):
+    # A server that never greets: the check runs until its -t, and says so itself.
+    silent = smtp_server("plain", "silent")
+    login = {"port": silent.port, "from": SANDBOX_USER}
+    objects = "\n".join([
+        service("as-asked", timeout=2, **login),
+        # -t 60 would outlast the core's 8 s: the command gives the plugin 3 s.
+        service("capped", check_timeout="8s", timeout=60, **login),
+    ])
+    results = run_icinga2(workdir, objects, {"as-asked", "capped"})
+
+    for name, seconds in (("as-asked", 2), ("capped", 3)):
+        result = results[name]
+        assert result["state"] == "UNKNOWN", (name, result)
+        assert result["output"].startswith("MAILGW UNKNOWN - greeting on 127.0.0.1:"), result
+        assert f"timed out after {seconds}s (-t)" in result["output"], (name, result)
+
+
 def expiry_vars(sandbox: M365Sandbox, ca_file: Path) -> dict[str, object]:
     """The variables of a daily expiry service for the sandbox's app, without its credential."""
     return {"mode": "graph", "check": "expiry", "tenant_id": sandbox.tenant_id,
@@ -261,6 +281,58 @@ def test_icinga2_runs_the_daily_expiry_check_against_the_sandbox(
     for result in results.values():
         assert SANDBOX_CLIENT_SECRET not in str(result)
         assert "PRIVATE KEY" not in str(result)
+
+
+def test_icinga2_applies_the_gateway_services_with_the_hosts_overrides(workdir):
+    objects = """
+template Service "generic-service" {
+  enable_active_checks = false
+}
+object Host "smtp.example.com" {
+  check_command = "dummy"
+  address = "192.0.2.25"
+  vars.mailgw_server = "smtp.example.com"
+  vars.mailgw_from = "monitoring@example.com"
+  vars.mailgw_username = "monitoring@example.com"
+}
+object Host "smtps.example.com" {
+  check_command = "dummy"
+  address = "192.0.2.26"
+  vars.mailgw_server = "smtps.example.com"
+  vars.mailgw_from = "monitoring@example.com"
+  vars.mailgw_username = "relay@example.com"
+  vars.mailgw_port = 4465
+  vars.mailgw_tls = "implicit"
+  vars.mailgw_password_file = "/etc/check_mailgw/relay.password"
+  vars.mailgw_ca_file = "/etc/ssl/certs/internal-ca.pem"
+  vars.mailgw_timeout = 20
+}
+"""
+    services = applied_services(workdir, objects)
+
+    default = services["smtp.example.com!mail gateway submission"]
+    assert default["check_interval"] == 300
+    assert default["vars"]["mailgw_tls"] == "starttls"
+    assert default["vars"].get("mailgw_port") is None  # the plugin's: 587 with STARTTLS
+    assert default["vars"]["mailgw_password_file"] == \
+        "/etc/check_mailgw/smtp.example.com.password"
+    assert default["vars"].get("mailgw_ca_file") is None
+    assert "mailgw_timeout" not in default["vars"]  # the CheckCommand's 10
+
+    overridden = services["smtps.example.com!mail gateway submission"]
+    assert overridden["vars"]["mailgw_port"] == 4465
+    assert overridden["vars"]["mailgw_tls"] == "implicit"
+    assert overridden["vars"]["mailgw_password_file"] == "/etc/check_mailgw/relay.password"
+    assert overridden["vars"]["mailgw_ca_file"] == "/etc/ssl/certs/internal-ca.pem"
+    assert overridden["vars"]["mailgw_timeout"] == 20
+
+    certificate = services["smtps.example.com!mail gateway certificate"]
+    assert certificate["check_interval"] == 86400 and certificate["retry_interval"] == 3600
+    assert certificate["vars"]["mailgw_certificate_days"] == "30,14"
+    assert certificate["vars"]["mailgw_tls"] == "implicit"
+    assert "smtp.example.com!mail gateway certificate" in services
+    # No test recipient: no daily test message.
+    assert "smtp.example.com!mail gateway test send" not in services
 
 
 def test_icinga2_applies_the_app_services_to_hosts_with_an_app(workdir):

@@ -80,11 +80,13 @@ CASES = [
          r"STARTTLS command first", r"fix: .*add --tls"),
     Case("crit-auth-535-5.7.139-smtp-auth-disabled", "starttls", "auth-disabled", ("--tls",),
          CRITICAL, r"authentication refused \(SMTP AUTH is disabled for the tenant or the "
-         r"mailbox\): 535 5\.7\.139 Authentication unsuccessful, SmtpClientAuthentication is "
-         r"disabled for the Tenant", r"fix: .*Set-CASMailbox .*SmtpClientAuthenticationDisabled"),
+         r"mailbox\): 535 5\.7\.139 ",
+         # The server's whole reply is longer than a first line: -v has it.
+         r"535 5\.7\.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for "
+         r"the Tenant(?s:.*)fix: .*Set-CASMailbox .*SmtpClientAuthenticationDisabled"),
     Case("crit-auth-550-5.7.30-basic-auth-retired-exchange", "starttls", "basic-auth-retired",
-         ("--tls",), CRITICAL,
-         r"550 5\.7\.30 Basic authentication is not supported for Client Submission",
+         ("--tls",), CRITICAL, r"\): 550 5\.7\.30 ",
+         r"550 5\.7\.30 Basic authentication is not supported for Client Submission(?s:.*)"
          r"fix: Microsoft is retiring basic authentication .*--mode o365-smtp.*--mode graph"),
     Case("crit-sender-refused-at-mail-from", "starttls", "ok",
          ("--tls", "--from", "stranger@elsewhere.test"), CRITICAL,
@@ -123,6 +125,25 @@ CASES = [
     Case("crit-connect-timeout-syn-unanswered", "starttls", "blackhole", ("--tls", "-t", "3"),
          CRITICAL, r"connect on .*: connection timed out: 127\.0\.0\.1:\d+ timed out after",
          r"fix: no answer to the TCP handshake", perf("connect_time", "total_time")),
+    Case("crit-reply-that-never-ends", "plain", "endless-reply", (), CRITICAL,
+         r"^MAILGW CRITICAL - greeting on 127\.0\.0\.1:\d+: the reply to EHLO did not end "
+         r"after 200 lines: 250 mail\.sandbox\.test$",
+         r"fix: no SMTP server sends a reply that long", perf("connect_time", "greeting_time"),
+         login=False),
+    Case("crit-reply-that-never-ends-behind-tls", "implicit", "endless-reply",
+         ("--tls", "implicit"), CRITICAL,
+         r"^MAILGW CRITICAL - greeting on .*: the reply to EHLO did not end after 200 lines: "
+         r"250 mail\.sandbox\.test$", perfdata=perf("connect_time", "tls_time", "greeting_time"),
+         login=False),
+    Case("ok-replies-of-a-code-alone", "plain", "terse-replies", (), OK,
+         r"^MAILGW OK - smtp 127\.0\.0\.1:\d+: MAIL/RCPT accepted, nothing sent",
+         r"greeting\s+OK .*banner=220\n.*envelope\s+OK .*mail_from=250; rcpt_to=250(;|\n|$)",
+         perf("connect_time", "greeting_time", "envelope_time"),
+         login=False),
+    Case("crit-auth-mechanism-not-offered", "starttls", "login-only", ("--tls", "-A", "PLAIN"),
+         CRITICAL, r"auth on .*: the server does not offer AUTH PLAIN \(it offers LOGIN\)$",
+         r"fix: use -A LOGIN, or leave -A out to take what the server offers",
+         SESSION | perf("auth_time")),
 ]
 
 
@@ -197,3 +218,73 @@ def test_the_run_never_outlives_its_timeout(smtp_server, ca_file, password_file)
                        "--ca-file", ca_file, "-t", "1", timeout=15)
     assert result.exit_code == UNKNOWN
     assert "auth on" in result.first_line and "timed out after 1s (-t)" in result.first_line
+
+
+def dialogue_of(result) -> list[str]:
+    """The protocol lines of the -vv output, as sent (C:) and received (S:)."""
+    return [line.strip() for line in result.stdout.splitlines()
+            if line.strip().startswith(("C: ", "S: "))]
+
+
+def test_a_reply_that_never_ends_stops_the_chain_where_it_came(smtp_server) -> None:
+    server = smtp_server("plain", "endless-reply")
+    result = run_check("-H", server.host, "-p", server.port, "--from", SANDBOX_USER, "-vv")
+    assert result.exit_code == CRITICAL, result.stdout
+    # Cut off at the limit, and not read on as replies to later commands: nothing follows.
+    assert dialogue_of(result) == [
+        "S: 220 mail.sandbox.test ESMTP check_mailgw sandbox",
+        "C: EHLO " + dialogue_of(result)[1].split(" ", 2)[2],
+        "S: 250 mail.sandbox.test ... (200 lines, no last one)",
+    ]
+    assert not re.search(r"^envelope", result.long_output, re.MULTILINE)
+    assert "envelope_time" not in result.perfdata
+
+
+def test_without_pipelining_quit_ends_the_transaction_without_rset(smtp_server) -> None:
+    server = smtp_server("plain", "no-pipelining")
+    result = run_check("-H", server.host, "-p", server.port, "--from", SANDBOX_USER, "-vv")
+    assert result.exit_code == OK, result.stdout
+    assert "pipelined=False" in result.long_output
+    # One reply waited for per command, and no RSET: QUIT (not waited for) ends it.
+    assert dialogue_of(result)[-4:] == [
+        f"C: MAIL FROM:<{SANDBOX_USER}>", "S: 250 2.1.0 Ok",
+        f"C: RCPT TO:<{SANDBOX_USER}>", "S: 250 2.1.5 Ok",
+    ]
+    assert "RSET" not in result.stdout
+
+
+def test_with_pipelining_rset_rides_in_the_same_batch(smtp_server) -> None:
+    server = smtp_server("plain", "ok")
+    result = run_check("-H", server.host, "-p", server.port, "--from", SANDBOX_USER, "-vv")
+    assert result.exit_code == OK, result.stdout
+    assert "pipelined=True" in result.long_output
+    assert dialogue_of(result)[-6:] == [
+        f"C: MAIL FROM:<{SANDBOX_USER}>", f"C: RCPT TO:<{SANDBOX_USER}>", "C: RSET",
+        "S: 250 2.1.0 Ok", "S: 250 2.1.5 Ok", "S: 250 2.0.0 Ok",
+    ]
+
+
+def test_without_pipelining_a_refused_sender_ends_the_envelope(smtp_server) -> None:
+    server = smtp_server("plain", "no-pipelining")
+    result = run_check("-H", server.host, "-p", server.port, "--from", "stranger@elsewhere.test",
+                       "-vv")
+    assert result.exit_code == CRITICAL, result.stdout
+    assert re.search(r"envelope on .*: sender refused at MAIL FROM: 553 5\.7\.1 "
+                     r"<stranger@elsewhere\.test>", result.first_line)
+    # RCPT would only be refused in turn: the envelope ends at the first refusal.
+    assert dialogue_of(result)[-2:] == [
+        "C: MAIL FROM:<stranger@elsewhere.test>",
+        "S: 553 5.7.1 <stranger@elsewhere.test>: Sender address rejected: not owned by this "
+        "relay",
+    ]
+
+
+def test_auth_mechanism_chosen_with_A(smtp_server, ca_file, password_file) -> None:
+    server = smtp_server("starttls", "ok")  # offers PLAIN and LOGIN; PLAIN is the default
+    result = run_check("-H", server.host, "-p", server.port, "--tls", "--from", SANDBOX_USER,
+                       "-U", SANDBOX_USER, "--password-file", password_file,
+                       "--ca-file", ca_file, "-A", "login", "-vv")
+    assert result.exit_code == OK, result.stdout
+    assert "AUTH LOGIN as monitor@sandbox.test" in result.first_line
+    assert any(line.startswith("C: AUTH LOGIN ") for line in dialogue_of(result))
+    assert not any(line.startswith("C: AUTH PLAIN") for line in dialogue_of(result))

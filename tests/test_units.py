@@ -216,8 +216,52 @@ def test_reply_split_across_reads(wire):
     assert str(connection.read_reply("the greeting")) == "220 ready"
 
 
+@pytest.mark.parametrize(("wire_text", "lines", "shown"), [
+    (b"220\r\n", ("",), "220"),
+    (b"220 \r\n", ("",), "220"),
+    (b"220\n", ("",), "220"),  # a bare LF, as some servers end their lines
+    (b"220-\r\n220-ready\r\n220\r\n", ("", "ready", ""), "220 ready"),
+])
+def test_a_reply_code_alone_is_a_reply(wire, wire_text, lines, shown):
+    """RFC 5321 4.2: the text after the code is optional, on every line of a reply."""
+    connection, server = wire
+    server.sendall(wire_text)
+    reply = connection.read_reply("the server's greeting")
+    assert (reply.code, reply.lines, str(reply)) == (220, lines, shown)
+
+
+def test_an_empty_ehlo_line_names_no_extension(wire):
+    connection, server = wire
+    server.sendall(b"250-\r\n250-PIPELINING\r\n250\r\n")
+    connection.ehlo("client.example.com")
+    assert sorted(connection.capabilities) == ["PIPELINING"]
+
+
+def test_a_reply_that_does_not_end_is_refused_at_the_limit(wire):
+    from check_mailgw.smtp.client import MAX_LINES, ReplyDidNotEnd
+
+    connection, server = wire
+    server.sendall(b"250-mail.example.com\r\n" + b"250-X\r\n" * MAX_LINES + b"250 END\r\n")
+    with pytest.raises(ReplyDidNotEnd) as endless:
+        connection.read_reply("the reply to EHLO")
+    assert str(endless.value) == f"the reply to EHLO did not end after {MAX_LINES} lines"
+    assert endless.value.start == "250 mail.example.com"
+    assert connection.dialogue.lines[-1] == (
+        f"S: 250 mail.example.com ... ({MAX_LINES} lines, no last one)")
+
+
+def test_the_longest_reply_that_ends_is_whole(wire):
+    from check_mailgw.smtp.client import MAX_LINES
+
+    connection, server = wire
+    server.sendall(b"250-X\r\n" * (MAX_LINES - 1) + b"250 END\r\n")
+    reply = connection.read_reply("the reply to EHLO")
+    assert len(reply.lines) == MAX_LINES and reply.lines[-1] == "END"
+
+
 @pytest.mark.parametrize("garbage", [b"SSH-2.0-OpenSSH_9.2\r\n", b"250-a\r\n251 b\r\n",
-                                     b"HTTP/1.1 400 Bad Request\r\n"])
+                                     b"HTTP/1.1 400 Bad Request\r\n", b"2500 ok\r\n",
+                                     b"250x\r\n"])
 def test_anything_but_an_smtp_reply_is_not_smtp(wire, garbage):
     from check_mailgw.smtp.client import NotSmtp
 
@@ -257,3 +301,13 @@ def test_pipelined_commands_go_in_one_write_and_the_dialogue_hides_secrets(wire)
     connection.send("AUTH PLAIN c2VjcmV0", shown="AUTH PLAIN ****")
     assert connection.dialogue.lines[-1] == "C: AUTH PLAIN ****"
     assert all("c2VjcmV0" not in line for line in connection.dialogue.lines)
+
+
+@pytest.mark.parametrize("text", ["Nov 24 06:41:41 2027 GMT", "Jan  5 00:00:00 2030 GMT",
+                                  "Feb 29 12:00:00 2028 GMT", "Dec 31 23:59:59 9999 GMT"])
+def test_certificate_time_reads_getpeercert_dates_as_the_standard_library(text: str) -> None:
+    import ssl
+
+    from check_mailgw.net.tls import certificate_time
+
+    assert certificate_time(text) == ssl.cert_time_to_seconds(text)

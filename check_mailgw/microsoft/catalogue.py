@@ -6,12 +6,15 @@ reference) and field reports; see REFERENCE.md in the project's design notes.
 
 from __future__ import annotations
 
-import datetime
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from check_mailgw.microsoft.clouds import CLOUDS
 from check_mailgw.outcome import State
+
+if TYPE_CHECKING:
+    import datetime
 
 # Hosts of Exchange Online client submission, in every cloud.
 EXCHANGE_SMTP_HOSTS = {cloud.smtp_host for cloud in CLOUDS.values()} | {
@@ -68,14 +71,17 @@ NEW_SECRET = (
 # Exchange Team blog, 2026-01-27 (MC786329): SMTP AUTH with a password is off by default
 # from the end of December 2026; an admin can turn it back on until the final removal, whose
 # date is to be announced for the second half of 2027.
-BASIC_AUTH_OFF_BY_DEFAULT = datetime.date(2026, 12, 31)
+BASIC_AUTH_OFF_BY_DEFAULT = "2026-12-31"
 
 
 def basic_auth_retirement(today: datetime.date | None = None) -> str:
     """What to tell the owner of a password login to Exchange Online that still works."""
+    import datetime  # only against Exchange Online
+
     today = today or datetime.date.today()
-    if today <= BASIC_AUTH_OFF_BY_DEFAULT:
-        days = (BASIC_AUTH_OFF_BY_DEFAULT - today).days
+    off_by_default = datetime.date.fromisoformat(BASIC_AUTH_OFF_BY_DEFAULT)
+    if today <= off_by_default:
+        days = (off_by_default - today).days
         return (f"Microsoft disables SMTP AUTH with passwords by default from the end of "
                 f"December 2026 (in {days} days); this gateway will stop unless moved to OAuth2")
     return ("SMTP AUTH with passwords is off by default since the end of December 2026 and "

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 
+from check_mailgw import secret
 from check_mailgw.errors import SettingsError
 from check_mailgw.secret import Secret
 
@@ -63,14 +64,8 @@ class ClientCertificate:
 
 
 def read_bounded(path: str, option: str) -> bytes:
-    try:
-        with open(path, "rb") as file:
-            data = file.read(MAX_FILE + 1)
-    except OSError as error:
-        raise SettingsError(f"{option} {path}: cannot read: {error.strerror}") from None
-    if len(data) > MAX_FILE:
-        raise SettingsError(f"{option} {path}: larger than {MAX_FILE // 1024} KiB: "
-                            "not a certificate file")
+    """The file's bytes: size-capped, and a FIFO or device never hangs the run."""
+    data = secret.read_bounded(path, option, MAX_FILE, "not a certificate file")
     if not data.strip():
         raise SettingsError(f"{option} {path}: the file is empty")
     return data

@@ -26,8 +26,11 @@ class Reach:
     def __post_init__(self) -> None:
         self.addresses = [self.host] if is_ip_literal(self.host) else []
         self.sock: socket.socket | None = None
-        if not self.addresses:  # dnspython's import is local work: before the clock starts
-            importlib.import_module("check_mailgw.net.resolve")
+        if not self.addresses and self.dns_server:
+            # A DNS server to ask needs dnspython: its import is local work, done before the
+            # clock starts. The system resolver needs none; dnspython then only explains a
+            # failure.
+            importlib.import_module("dns.resolver")
 
     @property
     def needs_dns(self) -> bool:

@@ -121,6 +121,37 @@ def describe(tls_sock: ssl.SSLSocket, insecure: bool, now: float | None = None) 
     return Passed(version, facts, metrics, details)
 
 
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def certificate_time(text: str) -> float:
+    """"Nov 24 06:41:41 2027 GMT" as getpeercert() writes it, in seconds since the epoch.
+
+    ssl.cert_time_to_seconds does the same through time.strptime, whose import (locale,
+    calendar, a regex per format) costs more than the whole TLS step's own work.
+    """
+    try:
+        month, day, clock, year, zone = text.split()
+        hour, minute, second = (int(part) for part in clock.split(":"))
+        days = days_since_epoch(int(year), MONTHS.index(month) + 1, int(day))
+    except ValueError:
+        return ssl.cert_time_to_seconds(text)  # anything unusual: the standard library's way
+    if zone != "GMT":
+        return ssl.cert_time_to_seconds(text)
+    return float(days * 86400 + hour * 3600 + minute * 60 + second)
+
+
+def days_since_epoch(year: int, month: int, day: int) -> int:
+    """Days from 1970-01-01 to a date of the proleptic Gregorian calendar (the civil-days
+    algorithm: years start in March, so the leap day comes last)."""
+    year -= month <= 2
+    era = year // 400
+    year_of_era = year - era * 400
+    day_of_year = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
+    day_of_era = year_of_era * 365 + year_of_era // 4 - year_of_era // 100 + day_of_year
+    return era * 146097 + day_of_era - 719468
+
+
 def certificate_not_after(tls_sock: ssl.SSLSocket, insecure: bool, facts: dict[str, Any],
                           details: dict[str, Any]) -> float | None:
     if not insecure:
@@ -129,7 +160,7 @@ def certificate_not_after(tls_sock: ssl.SSLSocket, insecure: bool, facts: dict[s
         details["cert_issuer"] = name_of(cert.get("issuer", ()))
         details["cert_names"] = [value for _, value in cert.get("subjectAltName", ())]
         after = cert.get("notAfter")
-        return ssl.cert_time_to_seconds(after) if after else None
+        return certificate_time(after) if after else None
     der = tls_sock.getpeercert(binary_form=True)
     if not der:
         return None

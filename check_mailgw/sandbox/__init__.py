@@ -3,5 +3,6 @@
 Start servers with check_mailgw.sandbox.smtp_server.start_smtp,
 check_mailgw.sandbox.dns_server.start_dns and check_mailgw.sandbox.m365.start_m365
 (identity provider and Graph over HTTPS, Exchange SMTP with XOAUTH2), or run the
-mailgw-sandbox command.
+mailgw-sandbox command. The servers need the "sandbox" extra (aiosmtpd, trustme),
+which the plugin itself does not: mailgw-sandbox says how to add it where it is missing.
 """

@@ -1,7 +1,10 @@
 """mailgw-sandbox: run local imitations of mail gateways and Microsoft 365, or demo the plugin."""
 
+from __future__ import annotations
+
 import argparse
 import logging
+import shlex
 import shutil
 import signal
 import subprocess
@@ -11,10 +14,11 @@ import textwrap
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
+from importlib.util import find_spec
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from check_mailgw.sandbox.accounts import SANDBOX_USER, write_password_file
-from check_mailgw.sandbox.ca import SandboxCA
 from check_mailgw.sandbox.commands import (
     CA_FILE_NAME,
     CLIENT_CERTIFICATE_FILE_NAME,
@@ -30,15 +34,23 @@ from check_mailgw.sandbox.commands import (
 )
 from check_mailgw.sandbox.config_file import EXPIRY_PROFILE, write_config
 from check_mailgw.sandbox.dns_server import DEFAULT_RECORDS, DnsServer, start_dns
-from check_mailgw.sandbox.m365 import M365Sandbox, start_m365
 from check_mailgw.sandbox.scenarios import PART_TITLES, SCENARIOS
-from check_mailgw.sandbox.smtp_server import Security, SmtpServer, start_smtp
 from check_mailgw.sandbox.tenant import (
     SANDBOX_OPS_MAILBOX,
     SANDBOX_TENANT_DOMAIN,
     write_client_secret_file,
 )
 
+if TYPE_CHECKING:
+    # The servers need the sandbox extra: imported once it is known to be there.
+    from check_mailgw.sandbox.ca import SandboxCA
+    from check_mailgw.sandbox.m365 import M365Sandbox
+    from check_mailgw.sandbox.smtp_server import Security, SmtpServer
+
+# The "sandbox" extra of pyproject.toml, by import name. Not dependencies of the plugin:
+# a production install has no use for an SMTP server library.
+SANDBOX_REQUIREMENTS = {"aiosmtpd": "aiosmtpd>=1.4", "trustme": "trustme>=1.1"}
+MISSING_REQUIREMENTS_EXIT = 3
 DEFAULT_PORT_BASE = 2500
 # Generous: a check's own timeout should always come first.
 DEMO_CHECK_TIMEOUT = 120.0
@@ -101,6 +113,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.port_base and not PORT_BASE_MIN <= args.port_base <= PORT_BASE_MAX:
         parser.error(f"--port-base must be 0 or between {PORT_BASE_MIN} and {PORT_BASE_MAX}")
+    missing = [module for module in SANDBOX_REQUIREMENTS if find_spec(module) is None]
+    if missing:
+        print(f"mailgw-sandbox: {_missing_requirements(missing)}", file=sys.stderr)
+        return MISSING_REQUIREMENTS_EXIT
     # aiosmtpd reports every odd client at WARNING; the sandbox expects odd clients.
     logging.getLogger("mail.log").setLevel(logging.ERROR)
     try:
@@ -109,7 +125,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def _missing_requirements(missing: list[str]) -> str:
+    """What is missing, and the command that installs it where this interpreter looks."""
+    quoted = " ".join(shlex.quote(SANDBOX_REQUIREMENTS[module]) for module in missing)
+    venv = Path(sys.prefix)
+    if (venv / "pipx_metadata.json").exists():
+        fix = (f"pipx inject {venv.name} {quoted} "
+               "(or, from the clone: pipx install --force '.[sandbox]')")
+    else:
+        fix = f"{shlex.quote(sys.executable)} -m pip install {quoted}"
+    names = " and ".join(missing)
+    return (f"the sandbox needs {names} (the check_mailgw[sandbox] extra), not installed for "
+            f"{sys.executable}: {fix}")
+
+
 def _run(args: argparse.Namespace) -> int:
+    from check_mailgw.sandbox.ca import SandboxCA
+
     temporary = args.dir is None
     directory: Path = Path(tempfile.mkdtemp(prefix="mailgw-sandbox-")) if temporary else args.dir
     try:
@@ -193,6 +225,9 @@ def _scenario_list() -> str:
 def _start_servers(
     stack: ExitStack, ca: SandboxCA, scenario: str, port_base: int
 ) -> tuple[DnsServer, dict[Security, SmtpServer], M365Sandbox, SandboxPorts]:
+    from check_mailgw.sandbox.m365 import start_m365
+    from check_mailgw.sandbox.smtp_server import start_smtp
+
     wanted = SandboxPorts.from_base(port_base)
     dns = stack.enter_context(start_dns(DEFAULT_RECORDS, host=wanted.host, port=wanted.dns))
     listeners: tuple[tuple[Security, int], ...] = (

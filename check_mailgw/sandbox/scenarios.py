@@ -21,8 +21,12 @@ AppLookup = Literal["allowed", "forbidden"]
 
 TlsSetup = Literal["valid", "wrong-host", "expired", "expiring", "handshake-failure"]
 
-# Misbehaviour too crude for an SMTP engine, played by check_mailgw.sandbox.scripted.
-Script = Literal["reply-and-close", "reply-and-await-quit", "reply-and-idle", "idle", "blackhole"]
+# What aiosmtpd cannot play (misbehaviour too crude for an SMTP engine, and small
+# dialogues of its own), played by check_mailgw.sandbox.scripted.
+Script = Literal[
+    "reply-and-close", "reply-and-await-quit", "reply-and-idle", "idle", "blackhole",
+    "endless-reply", "no-pipelining", "terse-replies",
+]
 
 # The part of the sandbox a scenario changes, for --list-scenarios.
 Part = Literal["all", "smtp", "token", "graph", "exchange", "credentials", "several"]
@@ -165,6 +169,25 @@ _SCENARIOS = (
         "drop-mid-session",
         "closes the TCP connection, without a reply, when AUTH arrives",
         drop_on_auth=True,
+    ),
+    Scenario(
+        "endless-reply",
+        "greets, then answers EHLO with 250- continuation lines that never end",
+        script="endless-reply",
+        opening=f"220 {replies.SANDBOX_HOSTNAME} {replies.SANDBOX_GREETING_TEXT}",
+    ),
+    Scenario(
+        "no-pipelining",
+        "an ESMTP relay without PIPELINING, STARTTLS or AUTH: one reply per command; "
+        "senders outside sandbox.test refused",
+        script="no-pipelining",
+        opening=f"220 {replies.SANDBOX_HOSTNAME} {replies.SANDBOX_GREETING_TEXT}",
+    ),
+    Scenario(
+        "terse-replies",
+        "every reply is its code alone or with an empty text (220, 250-, 250), no PIPELINING",
+        script="terse-replies",
+        opening="220",
     ),
     Scenario("silent", "accepts TCP connections and never sends a byte", script="idle"),
     Scenario("blackhole", "TCP connections never complete (SYNs dropped)", script="blackhole"),

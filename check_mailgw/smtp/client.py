@@ -22,8 +22,12 @@ SERVICE_NOT_AVAILABLE = 421
 NOT_RECOGNISED = (500, 502, 504)  # EHLO unknown: an old server that speaks only HELO
 
 MAX_LINE = 8192  # RFC 5321 allows 512; generous for chatty servers, bounded for broken ones
+# Real servers end a reply within a few dozen lines (EHLO lists the most); a reply still
+# going after this many is broken, and is a diagnosis, never cut off and taken as whole.
 MAX_LINES = 200
-_REPLY_LINE = re.compile(rb"([2-5][0-9][0-9])([ -])(.*)")
+# RFC 5321 4.2: Reply-code "-" [ textstring ] on a continuation line, Reply-code
+# [ SP textstring ] on the last: "250", "250-" and "220 " are all valid lines.
+_REPLY_LINE = re.compile(rb"([2-5][0-9][0-9])(?:([ -])(.*))?")
 _ENHANCED = re.compile(r"([245]\.\d{1,3}\.\d{1,3})\b")
 
 
@@ -47,6 +51,22 @@ class NotSmtp(SmtpProtocolError):
         super().__init__(f"not an SMTP reply to {waiting_for}: {text!r}")
         self.line = text
         self.waiting_for = waiting_for
+
+
+class ReplyDidNotEnd(SmtpProtocolError):
+    """A multiline reply went on far past what any real server sends."""
+
+    def __init__(self, code: int, first_line: str, lines: int, waiting_for: str) -> None:
+        super().__init__(f"{waiting_for} did not end after {lines} lines")
+        self.code = code
+        self.first_line = first_line
+        self.lines = lines
+        self.waiting_for = waiting_for
+
+    @property
+    def start(self) -> str:
+        """The code and the first line, as the server sent them."""
+        return f"{self.code} {self.first_line.strip()}".strip()
 
 
 @dataclass(frozen=True)
@@ -95,16 +115,20 @@ class SmtpConnection:
     def read_reply(self, waiting_for: str) -> Reply:
         code: int | None = None
         lines: list[str] = []
-        while len(lines) < MAX_LINES:
+        while True:
             raw = self._read_line(waiting_for)
             match = _REPLY_LINE.fullmatch(raw.rstrip(b"\r\n"))
             if not match or (code is not None and int(match.group(1)) != code):
                 raise NotSmtp(raw, waiting_for)
             code = int(match.group(1))
-            lines.append(match.group(3).decode("utf-8", "replace"))
-            if match.group(2) == b" ":
+            lines.append((match.group(3) or b"").decode("utf-8", "replace"))
+            if match.group(2) != b"-":  # a space, or the code alone: the last line
                 break
-        reply = Reply(code or 0, tuple(lines))
+            if len(lines) >= MAX_LINES:
+                endless = ReplyDidNotEnd(code, lines[0], len(lines), waiting_for)
+                self.dialogue.add(f"S: {endless.start} ... ({len(lines)} lines, no last one)")
+                raise endless
+        reply = Reply(code, tuple(lines))
         self.dialogue.add(f"S: {reply}")
         return reply
 
@@ -139,6 +163,8 @@ class SmtpConnection:
         self.capabilities = {}
         if reply.code == COMPLETED:
             for line in reply.lines[1:]:
+                if not line.strip():  # "250-" alone: a valid line that names nothing
+                    continue
                 keyword, _, params = line.strip().partition(" ")
                 keyword, eq, rest = keyword.partition("=")  # old 'AUTH=LOGIN' form
                 params = f"{rest} {params}".strip() if eq else params

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import base64
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import replace
-from email.message import EmailMessage
-from email.utils import format_datetime, localtime
 
 from check_mailgw.chain import Dialogue, Step, run_chain
 from check_mailgw.deadline import Deadline
@@ -32,6 +29,7 @@ from check_mailgw.smtp.client import (
     ConnectionClosed,
     NotSmtp,
     Reply,
+    ReplyDidNotEnd,
     SmtpConnection,
 )
 from check_mailgw.smtp.replies import Phase, diagnose
@@ -56,7 +54,7 @@ class SmtpProbe:
         self.smtp: SmtpConnection | None = None
         self.banner = ""
         # Local preparations come before the clock starts, so that step times are the
-        # network's: loading the CA store, and dnspython's import (a tenth of a second).
+        # network's: loading the CA store, and with --dns-server dnspython's import.
         self.reach = Reach(settings.hostname, settings.port, settings.address_family,
                            settings.dns_server)
         self.tls_context = client_context(settings.ca_file, settings.insecure) \
@@ -139,6 +137,14 @@ class SmtpProbe:
         s = self.settings
         offered = smtp.auth_mechanisms()
         usable = [m for m in SUPPORTED_MECHANISMS if m in offered]
+        requested = s.auth_mechanism  # -A; None: whatever the server offers
+        if requested and offered and requested not in offered:
+            raise StepFailed(Diagnosis(
+                State.CRITICAL,
+                f"the server does not offer AUTH {requested} (it offers {', '.join(offered)})",
+                fix=f"use -A {usable[0]}, or leave -A out to take what the server offers"
+                if usable else f"enable AUTH {requested} on the gateway, or leave -A out",
+            ), {"offered": offered})
         if not usable:
             words = f"AUTH {' '.join(offered)}" if offered else "no AUTH in the EHLO reply"
             if offered:
@@ -149,7 +155,8 @@ class SmtpProbe:
                 fix = "the server offers no password login here: enable SMTP AUTH on the gateway"
             raise StepFailed(Diagnosis(State.CRITICAL, "AUTH not offered", words, fix=fix),
                              {"offered": offered})
-        mechanism = usable[0]
+        mechanism = requested or usable[0]
+        assert mechanism in SUPPORTED_MECHANISMS, "settings accept PLAIN or LOGIN only"
         assert s.username is not None and s.password is not None
         user, password = s.username, s.password.reveal()
         if mechanism == "PLAIN":
@@ -200,13 +207,19 @@ class SmtpProbe:
                       details={"offered": offered})
 
     def envelope(self) -> Passed:
-        """MAIL FROM and RCPT TO answered, then RSET: proves the route, delivers nothing."""
+        """MAIL FROM and RCPT TO answered: proves the route, delivers nothing.
+
+        QUIT ends the transaction without a message (RFC 5321 4.1.1.10), so RSET is sent
+        only in the pipelined batch, where its reply costs no wait of its own.
+        """
         s = self.settings
-        replies = self._transaction([f"MAIL FROM:<{s.sender}>", f"RCPT TO:<{s.sender}>", "RSET"])
+        pipelined = self._session().offers("PIPELINING")
+        commands = [f"MAIL FROM:<{s.sender}>", f"RCPT TO:<{s.sender}>"]
+        replies = self._transaction([*commands, "RSET"] if pipelined else commands)
         self._check_envelope(replies)
         return Passed("MAIL/RCPT accepted, nothing sent",
                       {"mail_from": str(replies[0]), "rcpt_to": str(replies[1])},
-                      details={"pipelined": self._session().offers("PIPELINING")})
+                      details={"pipelined": pipelined})
 
     def send(self) -> Passed:
         s = self.settings
@@ -250,14 +263,24 @@ class SmtpProbe:
         return reply
 
     def _transaction(self, commands: list[str]) -> list[Reply]:
-        """Pipelined when the server allows it (RFC 2920): one round trip instead of three."""
+        """Pipelined when the server allows it (RFC 2920): one round trip instead of three.
+
+        One by one otherwise, up to the first refusal: the commands after it would only
+        cost round trips to be refused in turn.
+        """
         smtp = self._session()
         if smtp.offers("PIPELINING"):
             smtp.send(*commands)
             return [smtp.read_reply(f"the reply to {c.split(':')[0]}") for c in commands]
-        return [smtp.command(c) for c in commands]
+        replies: list[Reply] = []
+        for command in commands:
+            replies.append(smtp.command(command))
+            if replies[-1].code >= 400:
+                break
+        return replies
 
     def _check_envelope(self, replies: list[Reply]) -> None:
+        """The first refusal, MAIL's before RCPT's; replies end at a refusal when not pipelined."""
         if replies[0].code != COMPLETED:
             raise StepFailed(self.diagnose("mail", replies[0]))
         if replies[1].code not in (COMPLETED, WILL_FORWARD):
@@ -282,6 +305,13 @@ def speaks_smtp(run: Callable[[], Passed]) -> Callable[[], Passed]:
                 f"no reply while waiting for {closed.waiting_for}",
                 fix="the server dropped the session: check its logs (crash, connection limit, "
                 "or a policy that disconnects this client)",
+            )) from None
+        except ReplyDidNotEnd as endless:
+            raise StepFailed(Diagnosis(
+                State.CRITICAL, f"{endless.waiting_for} did not end after {endless.lines} lines",
+                endless.start,
+                fix="no SMTP server sends a reply that long: the server, or a proxy or filter "
+                "in front of it, is broken; check its logs and what answers on this port",
             )) from None
         except NotSmtp as garbage:
             raise StepFailed(Diagnosis(
@@ -310,6 +340,11 @@ def b64(text: str) -> str:
 
 def monitoring_message(sender: str, recipient: str, helo: str) -> tuple[bytes, str]:
     """A message that says what it is, with a unique subject and Message-ID."""
+    # Only a run that sends needs these: a check without --send-to skips their import.
+    import uuid
+    from email.message import EmailMessage
+    from email.utils import format_datetime, localtime
+
     token = uuid.uuid4().hex[:12]
     domain = sender.rsplit("@", 1)[-1]
     message_id = f"<check_mailgw.{token}@{domain}>"
