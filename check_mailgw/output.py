@@ -20,7 +20,7 @@ from nagiosplugin import Context, Metric, Performance, Range, Result, ScalarCont
 
 from check_mailgw import __version__
 from check_mailgw.outcome import Diagnosis, Report, State, StepOutcome
-from check_mailgw.settings import Settings
+from check_mailgw.settings import Settings, one_line
 
 NAGIOS_STATES = {
     State.OK: nagiosplugin.Ok,
@@ -596,14 +596,15 @@ def write_failure(failure: Failure, settings: Settings | None, argv: Sequence[st
         import traceback  # costs an import on every run otherwise
 
         trace = "".join(traceback.format_exception(failure.error))
-    summary = fit_text(failure.message, line_budget(State.UNKNOWN.name))
+    message = one_line(failure.message)  # a file name may hold a line break
+    summary = fit_text(message, line_budget(State.UNKNOWN.name))
     if output_format == "json":
         error = {"kind": failure.kind, "message": failure.message, "traceback": trace}
         out.write(dump(redact, document(State.UNKNOWN, summary, settings, error=error)) + "\n")
         return
     out.write(f"{PREFIX} UNKNOWN - {summary}\n")
-    if summary != failure.message:
-        out.write(f"{failure.message}\n")  # all of it, as long output
+    if summary != message:
+        out.write(f"{message}\n")  # all of it, as long output
     if verbosity >= 1:
         for note in settings_notes(settings):
             out.write(f"note: {note}\n")

@@ -641,3 +641,11 @@ def test_config_file_without_a_secret_gets_no_note(tmp_path: Path) -> None:
 
 def settings_of(**given: object):
     return build_settings({"hostname": "127.0.0.1", "sender": "a@b.test", **given}, env={})
+
+
+def test_file_name_with_a_line_break_stays_on_one_line(tmp_path: Path) -> None:
+    directory = tmp_path / "a\nb"
+    directory.mkdir()
+    (directory / "ca.pem").write_text("not a certificate\n")
+    result = run_check(*BASE, "--tls", "--ca-file", directory / "ca.pem")
+    assert_unknown(result, r"--ca-file .*a\\nb/ca\.pem: no CA certificate could be loaded")
