@@ -15,7 +15,7 @@ import datetime
 import json
 import math
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
@@ -121,7 +121,7 @@ class Listing:
     certificates: list[AppCredential]
     refusal: Diagnosis | None = None
     forbidden: bool = False
-    ids: dict[str, str] | None = None  # Graph's request-id and date, for a support case
+    ids: dict[str, str] = field(default_factory=dict)  # Graph's request-id, for support
 
 
 class CredentialExpiry:
@@ -159,7 +159,7 @@ class CredentialExpiry:
         listing = self.lookup(deadline)
         if listing.refusal:
             state = self.oauth.lookup_denied if listing.forbidden else State.WARNING
-            return Passed(facts=listing.ids or {}, advisory=with_state(listing.refusal, state))
+            return Passed(facts=listing.ids, advisory=with_state(listing.refusal, state))
         secret = self.oauth.client_secret.reveal() if self.oauth.client_secret else ""
         mine = sorted((c for c in listing.secrets if c.hint and secret.startswith(c.hint)),
                       key=lambda c: c.ends or datetime.datetime.max.replace(tzinfo=datetime.UTC))
@@ -196,7 +196,7 @@ class CredentialExpiry:
         if listing.refusal:
             # The local notAfter already answers the question: a refused lookup is a note.
             advisory = with_state(listing.refusal, State.OK)
-            facts.update(listing.ids or {})
+            facts.update(listing.ids)
         elif registered := next((c for c in listing.certificates if c.matches(certificate)),
                                 None):
             facts.update(key_id=registered.key_id, registered_as=registered.name)

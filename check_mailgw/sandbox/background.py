@@ -167,3 +167,34 @@ class TcpService:
         for conn in self._accepted:
             conn.close()
         self._accepted.clear()
+
+
+ProtocolFactory = Callable[[], asyncio.BaseProtocol]
+
+
+def serve_tcp(
+    name: str,
+    sock: socket.socket,
+    setup: Callable[[asyncio.AbstractEventLoop], tuple[ProtocolFactory, ssl.SSLContext | None]],
+) -> Callable[[], None]:
+    """Serve a listening socket on an event loop of its own thread.
+
+    setup gets that loop and gives the protocol factory and the TLS context (None: no TLS
+    on accept). Returns the function that cuts every connection and ends the thread.
+    """
+    background = BackgroundLoop(name)
+    try:
+        factory, context = setup(background.loop)
+        service = TcpService(background, sock, factory, ssl_context=context)
+    except BaseException:
+        sock.close()
+        background.close()
+        raise
+
+    def stop() -> None:
+        try:
+            background.run(service.aclose())
+        finally:
+            background.close()
+
+    return stop

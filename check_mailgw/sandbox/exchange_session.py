@@ -23,7 +23,6 @@ from check_mailgw.sandbox.smtp_session import (
     Security,
     exchange_timestamp,
     parse_message,
-    recipient_exists,
 )
 from check_mailgw.sandbox.tenant import SANDBOX_MAILBOXES
 from check_mailgw.sandbox.tokens import EXCHANGE_AUDIENCES, AccessTokens, TokenRejected
@@ -65,6 +64,12 @@ def exchange_reply(template: str, **values: str) -> str:
 class ExchangeMailbox(Mailbox):
     """aiosmtpd handler with Exchange's envelope rules: send-as is judged at the end of DATA."""
 
+    RECIPIENT_OK = replies.EXCHANGE_RECIPIENT_OK
+    RECIPIENT_UNKNOWN = replies.EXCHANGE_RECIPIENT_NOT_FOUND
+    RESET = replies.EXCHANGE_RESETTING
+    NOOP = replies.EXCHANGE_OK
+    BYE = replies.EXCHANGE_BYE
+
     tokens: AccessTokens | None = None
 
     async def handle_MAIL(
@@ -82,20 +87,6 @@ class ExchangeMailbox(Mailbox):
         envelope.mail_options.extend(mail_options)
         return replies.EXCHANGE_SENDER_OK
 
-    async def handle_RCPT(
-        self,
-        server: SMTP,
-        session: Session,
-        envelope: Envelope,
-        address: str,
-        rcpt_options: list[str],
-    ) -> str:
-        if not recipient_exists(address):
-            return replies.EXCHANGE_RECIPIENT_NOT_FOUND.format(address=address)
-        envelope.rcpt_tos.append(address)
-        envelope.rcpt_options.extend(rcpt_options)
-        return replies.EXCHANGE_RECIPIENT_OK
-
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         message = parse_message(envelope)
         user = session.auth_data if session.authenticated else None
@@ -111,17 +102,6 @@ class ExchangeMailbox(Mailbox):
         self.record(session, envelope, message)
         message_id = f"{secrets.token_hex(16)}@{replies.EXCHANGE_BACKEND.lower()}"
         return replies.EXCHANGE_QUEUED.format(message_id=message_id)
-
-    async def handle_RSET(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        return replies.EXCHANGE_RESETTING
-
-    async def handle_NOOP(
-        self, server: SMTP, session: Session, envelope: Envelope, arg: str | None
-    ) -> str:
-        return replies.EXCHANGE_OK
-
-    async def handle_QUIT(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        return replies.EXCHANGE_BYE
 
 
 class ExchangeSMTP(SandboxSMTP):

@@ -15,7 +15,7 @@ from email.utils import formatdate
 from http import HTTPStatus
 from typing import Protocol
 
-from check_mailgw.sandbox.background import BackgroundLoop, RunningServer, TcpService, listen_on
+from check_mailgw.sandbox.background import ProtocolFactory, RunningServer, listen_on, serve_tcp
 from check_mailgw.sandbox.http_answers import HttpAnswer, HttpRequest
 
 log = logging.getLogger(__name__)
@@ -71,8 +71,8 @@ def start_https(
     """Listen on an IP literal (port 0: any free port); make_app gets the server's base URL."""
     sock = listen_on(host, port)
     bound_port: int = sock.getsockname()[1]
-    background = BackgroundLoop(f"sandbox-https-{bound_port}")
-    try:
+
+    def setup(loop: asyncio.AbstractEventLoop) -> tuple[ProtocolFactory, ssl.SSLContext]:
         app = make_app(base_url(host, bound_port))
 
         def connection() -> asyncio.Protocol:
@@ -81,18 +81,9 @@ def start_https(
                 reader, lambda r, w: _serve_connection(app, r, w)
             )
 
-        service = TcpService(background, sock, connection, ssl_context=context)
-    except BaseException:
-        sock.close()
-        background.close()
-        raise
+        return connection, context
 
-    def stop() -> None:
-        try:
-            background.run(service.aclose())
-        finally:
-            background.close()
-
+    stop = serve_tcp(f"sandbox-https-{bound_port}", sock, setup)
     return HttpsServer(host, bound_port, stop)
 
 

@@ -8,7 +8,7 @@ from typing import get_args
 
 from check_mailgw.sandbox import scripted
 from check_mailgw.sandbox.accounts import SANDBOX_PASSWORD, SANDBOX_USER, default_accounts
-from check_mailgw.sandbox.background import BackgroundLoop, RunningServer, TcpService, listen_on
+from check_mailgw.sandbox.background import RunningServer, listen_on, serve_tcp
 from check_mailgw.sandbox.ca import SandboxCA
 from check_mailgw.sandbox.exchange_session import ExchangeMailbox, ExchangeSMTP
 from check_mailgw.sandbox.scenarios import Scenario, get_scenario
@@ -115,22 +115,11 @@ def _start(
     context = _server_context(ca, chosen)
     sock = listen_on(host, port)
     bound_port: int = sock.getsockname()[1]
-    background = BackgroundLoop(f"sandbox-smtp-{bound_port}")
-    try:
-        factory, implicit = _session_factory(
-            mailbox, smtp_class, security, context, background.loop
-        )
-        service = TcpService(background, sock, factory, ssl_context=implicit)
-    except BaseException:
-        sock.close()
-        background.close()
-        raise
-
-    def stop() -> None:
-        try:
-            background.run(service.aclose())
-        finally:
-            background.close()
+    stop = serve_tcp(
+        f"sandbox-smtp-{bound_port}",
+        sock,
+        lambda loop: _session_factory(mailbox, smtp_class, security, context, loop),
+    )
 
     return SmtpServer(
         host=host,

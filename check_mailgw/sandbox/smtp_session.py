@@ -14,7 +14,7 @@ from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.utils import formatdate
-from typing import Literal
+from typing import ClassVar, Literal
 
 from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, TLSSetupException
 
@@ -71,6 +71,13 @@ def exchange_timestamp() -> str:
 class Mailbox:
     """aiosmtpd handler: the envelope rules and the store of accepted messages."""
 
+    # The words of the replies a subclass may change (Exchange says them its own way).
+    RECIPIENT_OK: ClassVar[str] = replies.RECIPIENT_OK
+    RECIPIENT_UNKNOWN: ClassVar[str] = replies.RECIPIENT_UNKNOWN
+    RESET: ClassVar[str] = replies.OK
+    NOOP: ClassVar[str] = replies.OK
+    BYE: ClassVar[str] = replies.BYE
+
     scenario: Scenario
     accounts: dict[str, str]
     messages: list[Received] = field(default_factory=list)
@@ -101,10 +108,10 @@ class Mailbox:
         rcpt_options: list[str],
     ) -> str:
         if not recipient_exists(address):
-            return replies.RECIPIENT_UNKNOWN.format(address=address)
+            return self.RECIPIENT_UNKNOWN.format(address=address)
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
-        return replies.RECIPIENT_OK
+        return self.RECIPIENT_OK
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         self.record(session, envelope, parse_message(envelope))
@@ -122,15 +129,15 @@ class Mailbox:
         )
 
     async def handle_RSET(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        return replies.OK
+        return self.RESET
 
     async def handle_NOOP(
         self, server: SMTP, session: Session, envelope: Envelope, arg: str | None
     ) -> str:
-        return replies.OK
+        return self.NOOP
 
     async def handle_QUIT(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        return replies.BYE
+        return self.BYE
 
     async def handle_exception(self, error: Exception) -> str:
         # A failed STARTTLS handshake or a vanished client is the client's
