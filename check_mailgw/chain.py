@@ -4,7 +4,9 @@ A step may run in the background: it starts with the chain, beside the steps bef
 first one that needs it, which then waits for it. The token request of the OAuth modes
 overlaps DNS, TCP and TLS this way, so the wall time is about max(token, transport). A
 background step may itself need one that started before it (the expiry lookup needs the
-token): it waits in its own thread, and does not run if that step failed.
+token): it waits in its own thread, and does not run if that step failed. When the chain
+breaks, the background steps under way are still waited for, so that what a run reports
+does not depend on which thread was quicker.
 """
 
 from __future__ import annotations
@@ -71,8 +73,10 @@ def run_step(step: Step, deadline: Deadline, timeout_state: State,
         outcome.details = failed.details
     except DeadlineExceeded as exceeded:
         outcome.diagnosis = timeout_diagnosis(deadline, step, exceeded.waiting_for, timeout_state)
+        outcome.timed_out = True
     except TimeoutError:
         outcome.diagnosis = timeout_diagnosis(deadline, step, step.doing, timeout_state)
+        outcome.timed_out = True
     except Exception as error:  # a bug of ours: one line now, the traceback at -vvv
         outcome.diagnosis = Diagnosis(
             State.UNKNOWN,
@@ -119,9 +123,13 @@ class BackgroundStep:
         return StepOutcome(self.step.name, deadline.elapsed(), diagnosis=timeout_diagnosis(
             deadline, self.step, self.step.doing, timeout_state))
 
-    def collect(self) -> StepOutcome | None:
-        """Its outcome if it has finished, without waiting."""
-        return self.outcome if not self._thread.is_alive() else None
+    def finish(self, deadline: Deadline) -> StepOutcome | None:
+        """Its outcome once it has finished, waiting at most what is left of the run; None if
+        it did not run, or is still running when the deadline ends."""
+        self._thread.join(deadline.remaining())
+        if self._thread.is_alive() or (self.outcome is not None and self.outcome.timed_out):
+            return None  # whether it gave up a moment before the end or after is chance
+        return self.outcome
 
 
 def run_chain(
@@ -158,8 +166,12 @@ def run_chain(
     else:
         for name in list(running):  # nothing needed them: they still belong to the run
             collect(name)
-    for background in running.values():  # the chain broke first: report what finished
-        if (outcome := background.collect()) is not None:
+    for background in running.values():
+        # The chain broke first. What is under way still belongs to the run, and waiting for
+        # it (within the deadline) makes the report the same at every run: a failure there
+        # counts in chain order, and the expiry lookup's perfdata does not come and go. A step
+        # still running when the deadline ends is left out: the chain's break is the news.
+        if (outcome := background.finish(deadline)) is not None:
             outcomes.append(outcome)
     order = {step.name: index for index, step in enumerate(steps)}
     outcomes.sort(key=lambda outcome: order[outcome.name])  # the mode's order, not the finish

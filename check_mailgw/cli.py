@@ -368,7 +368,8 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
 
         from check_mailgw.output import build_check, run_json
 
-        check = build_check(settings, functools.partial(run_mode, settings, redactor))
+        check = build_check(settings, functools.partial(run_mode, settings, redactor),
+                            redactor)
         # A watchdog past -t, in case a step ever ignores the deadline.
         watchdog = math.ceil(settings.timeout) + 2
         if settings.output_format == "json":

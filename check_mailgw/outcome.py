@@ -71,6 +71,7 @@ class StepOutcome:
     detail: str | None = None
     started: float = 0.0  # seconds since the run began
     target: str | None = None  # the host it talked to, when not the chain's
+    timed_out: bool = False  # the run's deadline ended it
 
     @property
     def state(self) -> State:

@@ -7,6 +7,7 @@ and the plugin's own failures.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import json
 import re
@@ -247,11 +248,56 @@ def perf_label(step: str) -> str:
     return PERF_LABELS.get(step, f"{step}_time")
 
 
-class GatewayRun(nagiosplugin.Resource):
-    """Resource: runs the mode's chain once and yields a metric per step and per value judged."""
+# --- server text: redacted and kept on its line -------------------------------------------------
 
-    def __init__(self, run: Callable[[], Report]) -> None:
+def printable(value: Any, redact: Callable[[str], str]) -> Any:
+    """The value with every string redacted, then its control characters escaped: a server's
+    ESC sequence, NUL or line feed reaches no terminal, log or first line as such, and no
+    server text can start a line of its own (a forged "MAILGW OK" below a failure).
+
+    Redacted before anything is cut, so a shortened line cannot keep part of a secret.
+    """
+    if isinstance(value, str):
+        return one_line(redact(value))
+    if isinstance(value, dict):
+        return {printable(key, redact): printable(item, redact) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(printable(item, redact) for item in value)
+    return value
+
+
+def printable_diagnosis(diagnosis: Diagnosis | None,
+                        redact: Callable[[str], str]) -> Diagnosis | None:
+    if diagnosis is None:
+        return None
+    return dataclasses.replace(
+        diagnosis, problem=printable(diagnosis.problem, redact),
+        reply=printable(diagnosis.reply, redact), fix=printable(diagnosis.fix, redact))
+
+
+def printable_report(report: Report, redact: Callable[[str], str]) -> Report:
+    for outcome in report.outcomes:
+        for name in ("brief", "facts", "metrics", "details", "dialogue", "target"):
+            setattr(outcome, name, printable(getattr(outcome, name), redact))
+        outcome.diagnosis = printable_diagnosis(outcome.diagnosis, redact)
+        outcome.advisory = printable_diagnosis(outcome.advisory, redact)
+        if outcome.detail:  # our traceback at -vvv: its lines, each kept to itself
+            outcome.detail = "\n".join(printable(line, redact)
+                                        for line in outcome.detail.splitlines())
+    report.target = printable(report.target, redact)
+    return report
+
+
+class GatewayRun(nagiosplugin.Resource):
+    """Resource: runs the mode's chain once and yields a metric per step and per value judged.
+
+    Everything the steps report passes through printable() first: much of it is the
+    servers' own words.
+    """
+
+    def __init__(self, run: Callable[[], Report], redact: Callable[[str], str]) -> None:
         self._run = run
+        self._redact = redact
         self.report: Report | None = None
 
     @property
@@ -263,7 +309,7 @@ class GatewayRun(nagiosplugin.Resource):
         return next(o for o in self.report.outcomes if perf_label(o.name) == label)
 
     def probe(self) -> Iterator[Metric]:
-        report = self.report = self._run()
+        report = self.report = printable_report(self._run(), self._redact)
         for outcome in report.outcomes:
             yield Metric(perf_label(outcome.name), seconds(outcome.elapsed), "s", min=0,
                          context="step")
@@ -356,19 +402,13 @@ class GatewaySummary(Summary):
 
     def verbose(self, results: nagiosplugin.Results) -> list[str]:
         lines: list[str] = []
+        judged = thresholds_by_step(self.report, results)
         for outcome in self.report.outcomes:
-            lines.extend(step_lines(outcome, self.verbosity))
-        for result in results:
-            if result.state == nagiosplugin.Ok:
-                continue
-            if result.context.name == "step" and resource_concern(self.report, result):
-                continue  # the step's own lines already say it
-            lines.append(f"{result.state}: {result}")
-            fix = THRESHOLD_FIXES.get(result.context.name)
-            if result.context.name == "step":
-                fix = THRESHOLD_FIXES.get(result.metric.name)
-            if fix:
-                lines.append(f"{'':<9} fix: {fix}")
+            lines.extend(step_lines(outcome, self.verbosity, judged.pop(outcome.name, [])))
+        for result in judged.pop(None, []):  # the run as a whole: its total time
+            lines.append(f"{'total':<9} {result_state(result).name:<8} "
+                         f"{self.report.total_time:7.3f}s  {result}")
+            lines.extend(threshold_lines(result)[1:])
         lines.extend(f"note: {note}" for note in settings_notes(self.settings))
         if self.verbosity >= 3:  # the effective settings, after profile and options merged
             lines.append("settings: " + ", ".join(
@@ -377,15 +417,54 @@ class GatewaySummary(Summary):
         return lines
 
 
-def resource_concern(report: Report, result: nagiosplugin.Result) -> bool:
-    """The result is a step whose outcome has a diagnosis or advisory of its own."""
-    metric = result.metric
-    return metric is None or any(
-        perf_label(o.name) == metric.name and o.concern for o in report.outcomes)
+def result_state(result: Result) -> State:
+    return State(result.state.code)
 
 
-def step_lines(outcome: StepOutcome, verbosity: int) -> list[str]:
-    state = outcome.state.name
+def thresholds_by_step(report: Report,
+                       results: Iterable[Result]) -> dict[str | None, list[Result]]:
+    """The values over their thresholds, by the step that measured them (None: the run's).
+
+    A step's own failure or advisory is its outcome's to tell, not repeated here.
+    """
+    owner: dict[str, str] = {}
+    for outcome in report.outcomes:
+        owner[perf_label(outcome.name)] = outcome.name
+        owner.update(dict.fromkeys(outcome.metrics, outcome.name))
+    concerned = {outcome.name for outcome in report.outcomes if outcome.concern}
+    judged: dict[str | None, list[Result]] = {}
+    for result in results:
+        if result.state == nagiosplugin.Ok or result.metric is None:
+            continue
+        step = owner.get(result.metric.name)
+        if result.context.name == "step" and step in concerned:
+            continue
+        judged.setdefault(step, []).append(result)
+    return judged
+
+
+def result_words(result: Result) -> str:
+    """Our contexts write whole sentences as hints; nagiosplugin's own adds the value."""
+    own = isinstance(result.context, DaysLeftContext | StepContext)
+    return result.hint if own and result.hint else str(result)
+
+
+def threshold_lines(result: Result) -> list[str]:
+    """A value over its threshold, under the step that measured it, and what to do."""
+    lines = [f"{'':<9} {result.state}: {result_words(result)}"]
+    if fix := THRESHOLD_FIXES.get(result.metric.name if result.metric else ""):
+        lines.append(f"{'':<9} fix: {fix}")
+    return lines
+
+
+def step_state(outcome: StepOutcome, thresholds: Sequence[Result] = ()) -> State:
+    """What the step produced: its outcome, and the values it measured judged."""
+    return max([outcome.state, *map(result_state, thresholds)])
+
+
+def step_lines(outcome: StepOutcome, verbosity: int,
+               thresholds: Sequence[Result] = ()) -> list[str]:
+    state = step_state(outcome, thresholds).name
     facts = {**outcome.facts, **(outcome.details if verbosity >= 2 else {})}
     words = outcome.diagnosis.headline() if outcome.diagnosis else outcome.brief
     detail = "; ".join(f"{key}={format_fact(value)}" for key, value in facts.items())
@@ -396,6 +475,8 @@ def step_lines(outcome: StepOutcome, verbosity: int) -> list[str]:
         lines.append(f"{'':<9} {label}: {outcome.advisory.headline()}")
     if (concern := outcome.concern) and concern.fix:
         lines.append(f"{'':<9} fix: {concern.fix}")
+    for result in thresholds:
+        lines.extend(threshold_lines(result))
     if verbosity >= 2:
         lines.extend(f"{'':<9} {line}" for line in outcome.dialogue)
     if verbosity >= 3 and outcome.detail:
@@ -411,8 +492,10 @@ def format_fact(value: Any) -> str:
     return str(value)
 
 
-def build_check(settings: Settings, run: Callable[[], Report]) -> nagiosplugin.Check:
-    gateway = GatewayRun(run)
+def build_check(settings: Settings, run: Callable[[], Report],
+                redact: Callable[[str], str] = str) -> nagiosplugin.Check:
+    """The nagiosplugin check; redact masks the run's secrets (cli passes its Redactor)."""
+    gateway = GatewayRun(run, redact)
     warn_days, crit_days = settings.certificate_days
     time_limits = {}
     credential_contexts = []
@@ -455,7 +538,9 @@ def as_json(check: nagiosplugin.Check, settings: Settings, redact: Callable[[str
     report = gateway.report
     assert report is not None
     verbosity = settings.verbosity
-    ran = {outcome.name: step_document(outcome, verbosity) for outcome in report.outcomes}
+    judged = thresholds_by_step(report, check.results)
+    ran = {outcome.name: step_document(outcome, verbosity, judged.get(outcome.name, []))
+           for outcome in report.outcomes}
     steps = [ran.pop(name, None) or not_run_document(name) for name in report.planned]
     return dump(redact, document(
         State(check.exitcode), check.summary_str, settings, steps=[*steps, *ran.values()],
@@ -486,11 +571,12 @@ def document(state: State, summary: str, settings: Settings | None, *,
     }
 
 
-def step_document(outcome: StepOutcome, verbosity: int) -> dict[str, Any]:
+def step_document(outcome: StepOutcome, verbosity: int,
+                  thresholds: Sequence[Result] = ()) -> dict[str, Any]:
     concern = outcome.concern
     return {
         "name": outcome.name,
-        "state": outcome.state.name,
+        "state": step_state(outcome, thresholds).name,
         "started": round(outcome.started, 6),
         "elapsed": round(outcome.elapsed, 6),
         "target": outcome.target,

@@ -4,6 +4,7 @@ bounded, never-hanging reads of the files that hold them."""
 from __future__ import annotations
 
 import base64
+import json
 import math
 import os
 import select
@@ -11,7 +12,7 @@ import stat
 import time
 from collections.abc import Iterable
 from typing import TextIO
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, quote_plus, unquote, urlsplit
 
 from check_mailgw.errors import SettingsError
 
@@ -43,22 +44,42 @@ class Secret:
         return hash(self._value)
 
 
+RUN = 12  # a run this long of a secret's characters is masked wherever it appears
+
+
 def leak_forms(secret: str) -> set[str]:
-    """The secret as it could appear in text: plain, and base64 as in SASL exchanges."""
-    forms = {secret, base64.b64encode(secret.encode()).decode()}
+    """The secret as it could appear in text: plain, URL-encoded (form bodies), JSON-escaped
+    (error bodies that echo a request), and base64 (SASL exchanges), in each of the three
+    alignments base64 can give it inside a longer text."""
+    forms = {secret, quote(secret, safe=""), quote_plus(secret),
+             json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1]}
+    data = secret.encode()
+    forms.add(base64.b64encode(data).decode())
+    for shift in range(3):
+        part = data[shift:]
+        usable = len(part) - len(part) % 3  # a partial last group depends on what follows
+        for encode in (base64.b64encode, base64.urlsafe_b64encode):
+            forms.add(encode(part[:usable]).decode())
     return {form for form in forms if len(form) >= 3}
 
 
 class Redactor:
-    """Last line of defence: masks every known secret in text about to leave the process."""
+    """Last line of defence: masks every known secret in text about to leave the process.
+
+    Each secret is masked in every form of leak_forms, and so is any run of RUN or more of a
+    form's characters: a server that echoes a truncated secret gives away no part of it.
+    """
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self._forms: list[str] = []
+        self._forms: set[str] = set()
+        self._runs: set[str] | None = None  # built when first needed: most runs mask nothing
         for secret in secrets:
             self.add(secret)
 
     def add(self, text: str) -> None:
-        self._forms = sorted(set(self._forms) | leak_forms(text), key=len, reverse=True)
+        if text:
+            self._forms |= leak_forms(text)
+            self._runs = None
 
     def add_url_credentials(self, url: str) -> None:
         """Masks the password of a URL such as http://user:password@proxy:3128."""
@@ -67,10 +88,35 @@ class Redactor:
             self.add(password)
             self.add(unquote(password))
 
+    def runs(self) -> set[str]:
+        if self._runs is None:
+            self._runs = {form[i:i + RUN] for form in self._forms if len(form) >= RUN
+                          for i in range(len(form) - RUN + 1)}
+        return self._runs
+
     def __call__(self, text: str) -> str:
+        if not self._forms or not text:
+            return text
+        masked = bytearray(len(text))  # 1 where a character belongs to a secret
         for form in self._forms:
-            text = text.replace(form, MASK)
-        return text
+            if len(form) < RUN:
+                start = text.find(form)
+                while start >= 0:
+                    masked[start:start + len(form)] = b"\x01" * len(form)
+                    start = text.find(form, start + 1)
+        runs = self.runs()
+        for start in range(len(text) - RUN + 1):
+            if text[start:start + RUN] in runs:
+                masked[start:start + RUN] = b"\x01" * RUN
+        if not any(masked):
+            return text
+        pieces: list[str] = []
+        for index, character in enumerate(text):
+            if not masked[index]:
+                pieces.append(character)
+            elif index == 0 or not masked[index - 1]:
+                pieces.append(MASK)
+        return "".join(pieces)
 
 
 class RedactingStream:
