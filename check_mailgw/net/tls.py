@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
+import re
 import socket
 import ssl
 import time
+import weakref
 from typing import Any
 
 from check_mailgw.deadline import Deadline
@@ -21,13 +23,20 @@ HOSTNAME_MISMATCH = 62
 IP_MISMATCH = 64
 
 
+# The --ca-file each context trusts, for the words of a failed verification: a context
+# cannot tell which file it loaded.
+_CA_FILES: weakref.WeakKeyDictionary[ssl.SSLContext, str] = weakref.WeakKeyDictionary()
+
+
 def client_context(ca_file: str | None, insecure: bool) -> ssl.SSLContext:
     try:
         context = ssl.create_default_context(cafile=ca_file)
     except ssl.SSLError as error:
         raise SettingsError(
-            f"--ca-file {ca_file}: no CA certificate could be loaded ({error.reason or error})"
+            f"--ca-file {ca_file}: no CA certificate could be loaded ({ssl_reason(error)})"
         ) from None
+    if ca_file:
+        _CA_FILES[context] = ca_file
     if insecure:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
@@ -41,7 +50,8 @@ def handshake(sock: socket.socket, context: ssl.SSLContext, server_name: str,
     try:
         tls_sock = context.wrap_socket(sock, server_hostname=server_name)
     except ssl.SSLCertVerificationError as error:
-        raise StepFailed(diagnose_verification(error, server_name)) from None
+        raise StepFailed(diagnose_verification(error, server_name,
+                                               _CA_FILES.get(context))) from None
     except ssl.SSLError as error:
         raise StepFailed(diagnose_handshake(error, how)) from None
     except (ConnectionError, OSError) as error:
@@ -56,7 +66,39 @@ def handshake(sock: socket.socket, context: ssl.SSLContext, server_name: str,
     return tls_sock
 
 
-def diagnose_verification(error: ssl.SSLCertVerificationError, server_name: str) -> Diagnosis:
+# OpenSSL's text ends in where in CPython it was raised: "... (_ssl.c:992)".
+_SSL_TEXT = re.compile(r"\[SSL(?:: (?P<reason>[A-Z0-9_]+))?\] (?P<text>.*?)\s*\(_ssl\.c:\d+\)")
+_SSL_TAIL = re.compile(r"\s*\(_ssl\.c:\d+\)")
+
+
+def ssl_reason(error: BaseException | str) -> str:
+    """An SSL error in whole words, without CPython's "(_ssl.c:NNN)" tail.
+
+    Takes the error itself or any text around it (requests and urllib3 wrap it in theirs):
+    "certificate verify failed: unable to get local issuer certificate
+    (CERTIFICATE_VERIFY_FAILED)".
+    """
+    text = error if isinstance(error, str) else (
+        getattr(error, "strerror", None) or str(error) or type(error).__name__)
+    found = _SSL_TEXT.search(text)
+    if not found:
+        return _SSL_TAIL.sub("", text).strip()
+    words, reason = found["text"].strip(), found["reason"]
+    return f"{words} ({reason})" if reason else words
+
+
+def untrusted_fix(ca_file: str | None) -> str:
+    """What to do about a certificate no trusted CA signs; with --ca-file, that file is named."""
+    if ca_file:
+        return (f"the CA file {ca_file} (--ca-file) does not sign the server's certificate: "
+                "put the CA that issued it in that file (with any intermediate CA), or have "
+                "the server send its intermediate certificates")
+    return ("the chain does not lead to a trusted CA: give the CA with --ca-file, or have "
+            "the server send its intermediate certificates")
+
+
+def diagnose_verification(error: ssl.SSLCertVerificationError, server_name: str,
+                          ca_file: str | None = None) -> Diagnosis:
     code, message = error.verify_code, error.verify_message
     words = f"{message} (OpenSSL verify code {code})"
     if code == CERT_EXPIRED:
@@ -71,11 +113,8 @@ def diagnose_verification(error: ssl.SSLCertVerificationError, server_name: str)
             fix="connect with the name the certificate was issued for (-H), or have the "
             "certificate reissued with this name among its subject alternative names",
         )
-    return Diagnosis(
-        State.CRITICAL, "server certificate not trusted", words,
-        fix="the chain does not lead to a trusted CA: give the CA with --ca-file, or have "
-        "the server send its intermediate certificates",
-    )
+    return Diagnosis(State.CRITICAL, "server certificate not trusted", words,
+                     fix=untrusted_fix(ca_file))
 
 
 # OpenSSL reasons for a failed handshake, in words an operator can act on.
@@ -94,7 +133,8 @@ PLAINTEXT_REASONS = ("WRONG_VERSION_NUMBER", "HTTP_REQUEST")
 
 def diagnose_handshake(error: ssl.SSLError, how: str) -> Diagnosis:
     reason = error.reason or type(error).__name__
-    words = f"{HANDSHAKE_REASONS[reason]} ({reason})" if reason in HANDSHAKE_REASONS else reason
+    words = f"{HANDSHAKE_REASONS[reason]} ({reason})" if reason in HANDSHAKE_REASONS \
+        else ssl_reason(error)
     fix = ("the server and this client could not agree on TLS: check the gateway's TLS "
            "settings (TLS 1.2 or later, a current cipher suite) and its logs")
     if reason in PLAINTEXT_REASONS:

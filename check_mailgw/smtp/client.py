@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from check_mailgw.chain import Dialogue
 from check_mailgw.deadline import Deadline, DeadlineExceeded
+from check_mailgw.net.tls import ssl_reason
 
 # Reply codes the chain waits for (RFC 5321, RFC 4954).
 READY = 220
@@ -28,6 +29,7 @@ MAX_LINES = 200
 # RFC 5321 4.2: Reply-code "-" [ textstring ] on a continuation line, Reply-code
 # [ SP textstring ] on the last: "250", "250-" and "220 " are all valid lines.
 _REPLY_LINE = re.compile(rb"([2-5][0-9][0-9])(?:([ -])(.*))?")
+_REPLY_START = re.compile(rb"[2-5][0-9][0-9][ -]")
 _ENHANCED = re.compile(r"([245]\.\d{1,3}\.\d{1,3})\b")
 
 
@@ -50,6 +52,24 @@ class NotSmtp(SmtpProtocolError):
         text = line.decode("utf-8", "replace").strip()[:120]
         super().__init__(f"not an SMTP reply to {waiting_for}: {text!r}")
         self.line = text
+        self.waiting_for = waiting_for
+
+
+class LineTooLong(SmtpProtocolError):
+    """A reply line went on past MAX_LINE bytes without its end."""
+
+    def __init__(self, start: bytes, waiting_for: str) -> None:
+        super().__init__(f"a line of {waiting_for} is longer than {MAX_LINE} bytes")
+        self.start = start.decode("utf-8", "replace")[:120]
+        self.waiting_for = waiting_for
+
+
+class TlsBroken(SmtpProtocolError):
+    """The TLS layer failed after the handshake (a bad record, an alert from the server)."""
+
+    def __init__(self, reason: str, waiting_for: str) -> None:
+        super().__init__(f"TLS failed while waiting for {waiting_for}: {reason}")
+        self.reason = reason
         self.waiting_for = waiting_for
 
 
@@ -104,7 +124,8 @@ class SmtpConnection:
         """Sends lines in one write (pipelining); shown replaces a line that holds a secret."""
         for line in lines:
             self.dialogue.add(f"C: {shown if shown is not None else line}")
-        self.sock.settimeout(self.deadline.budget(f"sending {lines[0].split()[0]}"))
+        verb = lines[0].split(" ", 1)[0] or "an empty line"  # SASL answers the server's 334
+        self.sock.settimeout(self.deadline.budget(f"sending {verb}"))
         self.sock.sendall(b"".join(line.encode("utf-8") + b"\r\n" for line in lines))
 
     def send_data(self, payload: bytes, shown: str) -> None:
@@ -140,6 +161,8 @@ class SmtpConnection:
     def _read_line(self, waiting_for: str) -> bytes:
         while b"\n" not in self._buffer:
             if len(self._buffer) > MAX_LINE:
+                if _REPLY_START.match(self._buffer):
+                    raise LineTooLong(self._buffer, waiting_for)
                 raise NotSmtp(self._buffer[:MAX_LINE], waiting_for)
             try:
                 self.sock.settimeout(self.deadline.budget(waiting_for))
@@ -148,6 +171,8 @@ class SmtpConnection:
                 raise DeadlineExceeded(waiting_for) from None
             except (ConnectionResetError, BrokenPipeError, ssl.SSLEOFError):
                 chunk = b""
+            except ssl.SSLError as error:
+                raise TlsBroken(ssl_reason(error), waiting_for) from None
             if not chunk:
                 if self._buffer.strip():
                     raise NotSmtp(self._buffer, waiting_for)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -15,7 +16,7 @@ from check_mailgw.microsoft.catalogue import (
     is_exchange_online,
 )
 from check_mailgw.net.reach import Reach, secure
-from check_mailgw.net.tls import client_context
+from check_mailgw.net.tls import client_context, ssl_reason
 from check_mailgw.outcome import Diagnosis, Passed, Report, State, StepFailed
 from check_mailgw.secret import MASK, Redactor
 from check_mailgw.settings import Settings
@@ -23,14 +24,18 @@ from check_mailgw.smtp.client import (
     AUTH_CONTINUE,
     AUTH_SUCCEEDED,
     COMPLETED,
+    MAX_LINE,
     READY,
+    SERVICE_NOT_AVAILABLE,
     START_MAIL_INPUT,
     WILL_FORWARD,
     ConnectionClosed,
+    LineTooLong,
     NotSmtp,
     Reply,
     ReplyDidNotEnd,
     SmtpConnection,
+    TlsBroken,
 )
 from check_mailgw.smtp.replies import Phase, diagnose
 
@@ -108,8 +113,9 @@ class SmtpProbe:
 
     def greeting(self) -> Passed:
         smtp = self._session()
-        reply = self._expect(smtp.read_reply("the server's greeting"), "greeting", READY)
-        self.banner = reply.text
+        reply = smtp.read_reply("the server's greeting")
+        self.banner = reply.text  # before judging it: a refusal is diagnosed in its dialect
+        self._expect(reply, "greeting", READY)
         self._expect(smtp.ehlo(self.settings.helo), "ehlo", COMPLETED)
         facts = {"banner": str(reply)}
         if self.exchange:
@@ -195,14 +201,19 @@ class SmtpProbe:
             ), {"offered": offered})
         blob = b64(f"user={user}\x01auth=Bearer {token}\x01\x01")
         self.redactor.add(blob)
+        facts = {"mechanism": "XOAUTH2", "user": user}
         reply = smtp.command("AUTH XOAUTH2")
         if reply.code == AUTH_CONTINUE:
             smtp.send(blob, shown=MASK)
             reply = smtp.read_reply("the reply to the XOAUTH2 token")
-        if reply.code == AUTH_CONTINUE:  # an error challenge (RFC 7628): answer it empty
-            reply = smtp.command("")
+        if reply.code == AUTH_CONTINUE:
+            # An error challenge (RFC 7628 3.2.3, Google's XOAUTH2 protocol): a JSON status
+            # in base64; an empty line asks for the refusal that ends the exchange.
+            facts["error_status"] = error_status(reply)
+            smtp.send("", shown="(empty line)")
+            reply = smtp.read_reply("the reply to the answer to the error challenge")
         if reply.code != AUTH_SUCCEEDED:
-            raise StepFailed(self.diagnose("auth", reply), {"mechanism": "XOAUTH2", "user": user})
+            raise StepFailed(self.diagnose("auth", reply), facts)
         return Passed(f"AUTH XOAUTH2 as {user}", {"mechanism": "XOAUTH2", "user": user},
                       details={"offered": offered})
 
@@ -269,10 +280,14 @@ class SmtpProbe:
         cost round trips to be refused in turn.
         """
         smtp = self._session()
+        replies: list[Reply] = []
         if smtp.offers("PIPELINING"):
             smtp.send(*commands)
-            return [smtp.read_reply(f"the reply to {c.split(':')[0]}") for c in commands]
-        replies: list[Reply] = []
+            for command in commands:
+                replies.append(smtp.read_reply(f"the reply to {command.split(':')[0]}"))
+                if replies[-1].code == SERVICE_NOT_AVAILABLE:
+                    break  # the server closes the session: no more replies come
+            return replies
         for command in commands:
             replies.append(smtp.command(command))
             if replies[-1].code >= 400:
@@ -313,6 +328,20 @@ def speaks_smtp(run: Callable[[], Passed]) -> Callable[[], Passed]:
                 fix="no SMTP server sends a reply that long: the server, or a proxy or filter "
                 "in front of it, is broken; check its logs and what answers on this port",
             )) from None
+        except LineTooLong as long:
+            raise StepFailed(Diagnosis(
+                State.CRITICAL, f"{long.waiting_for} has a line longer than {MAX_LINE} bytes",
+                long.start,
+                fix="no SMTP server sends lines that long: the server, or a proxy or filter "
+                "in front of it, is broken; check its logs and what answers on this port",
+            )) from None
+        except TlsBroken as broken:
+            raise StepFailed(Diagnosis(
+                State.CRITICAL, f"TLS failed while waiting for {broken.waiting_for}",
+                broken.reason,
+                fix="the TLS session broke after the handshake: a TLS-inspecting device in "
+                "the path, or a fault of the server; check its logs",
+            )) from None
         except NotSmtp as garbage:
             raise StepFailed(Diagnosis(
                 State.CRITICAL, "the server does not speak SMTP", garbage.line,
@@ -323,8 +352,36 @@ def speaks_smtp(run: Callable[[], Passed]) -> Callable[[], Passed]:
                 State.CRITICAL, "the server closed the connection", error.strerror or str(error),
                 fix="the server dropped the session: check its logs",
             )) from None
+        except TimeoutError:
+            raise  # the chain words a timeout, with -t
+        except ssl.SSLError as error:
+            raise StepFailed(Diagnosis(
+                State.CRITICAL, "TLS failed during the session", ssl_reason(error),
+                fix="the TLS session broke after the handshake: a TLS-inspecting device in "
+                "the path, or a fault of the server; check its logs",
+            )) from None
+        except OSError as error:
+            raise StepFailed(Diagnosis(
+                State.CRITICAL, "the connection failed", ssl_reason(error),
+                fix="the network path to the server broke during the session: check the "
+                "route, firewalls and the server's logs",
+            )) from None
 
     return guarded
+
+
+MAX_ERROR_STATUS = 300  # characters of a decoded error challenge shown
+
+
+def error_status(reply: Reply) -> str:
+    """The decoded JSON of an XOAUTH2 error challenge, short; the raw text if not base64."""
+    text = reply.text[:4 * MAX_ERROR_STATUS]
+    try:
+        decoded = base64.b64decode(text + "=" * (-len(text) % 4)).decode("utf-8", "replace")
+    except ValueError:
+        decoded = text
+    decoded = " ".join(decoded.split())
+    return decoded if len(decoded) <= MAX_ERROR_STATUS else decoded[:MAX_ERROR_STATUS] + "..."
 
 
 def asks_for_username(reply: Reply) -> bool:

@@ -41,6 +41,15 @@ FIXES: dict[Phase, str] = {
 }
 
 
+# A server other than Exchange Online that takes OAuth2 tokens (Postfix with Dovecot, a
+# relay in front of a mailbox) judges them by its own settings.
+OAUTH_AUTH_FIX = (
+    "the server refused the app's token: check that it accepts Entra ID tokens of this "
+    "tenant and app for this mailbox (its OAuth2 issuer and audience settings, and the "
+    "OAuth Scope, --scope) and its logs"
+)
+
+
 def diagnose(phase: Phase, reply: Reply, *, exchange: bool, oauth: bool = False) -> Diagnosis:
     """Exchange Online's known answers first, then the generic meaning of the code."""
     known = exchange_reply(reply.enhanced, reply.text, oauth=oauth) if exchange else None
@@ -68,7 +77,8 @@ def diagnose(phase: Phase, reply: Reply, *, exchange: bool, oauth: bool = False)
     if phase == "auth" and reply.code == 534:
         return Diagnosis(State.CRITICAL, f"{PROBLEMS[phase]}: mechanism too weak", str(reply),
                          fix="the server wants a stronger mechanism or TLS first: add --tls")
-    return Diagnosis(State.CRITICAL, PROBLEMS[phase], str(reply), fix=FIXES[phase])
+    fix = OAUTH_AUTH_FIX if oauth and phase == "auth" else FIXES[phase]
+    return Diagnosis(State.CRITICAL, PROBLEMS[phase], str(reply), fix=fix)
 
 
 def tls_asked(reply: Reply) -> bool:
