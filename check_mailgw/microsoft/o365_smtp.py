@@ -10,12 +10,31 @@ from __future__ import annotations
 from dataclasses import replace
 
 from check_mailgw.chain import Step
+from check_mailgw.microsoft.catalogue import is_exchange_online
 from check_mailgw.microsoft.expiry import CredentialExpiry, app_target, expiry_steps
 from check_mailgw.microsoft.token import TokenSource
-from check_mailgw.outcome import Passed, Report
+from check_mailgw.outcome import Diagnosis, Passed, Report, State
 from check_mailgw.secret import Redactor
 from check_mailgw.settings import Settings
+from check_mailgw.smtp.client import Reply
 from check_mailgw.smtp.mode import SmtpProbe, run_probe
+from check_mailgw.smtp.replies import PROBLEMS, Phase
+
+# Exchange Online answers MAIL FROM for any sender and refuses a foreign one only at the
+# end of DATA (550 5.7.60, 554 5.2.252 SendAsDenied): a probe without a message cannot see it.
+SEND_AS_NOT_PROVEN = (
+    "this OK proves AUTH and MAIL/RCPT, not the right to send as From: Exchange checks it "
+    "only at the end of DATA; run a daily service with --send-to to prove it"
+)
+# A token with no roles at all: neither an API permission with consent nor, as far as
+# the token tells, anything else grants the app the right to send.
+NO_ROLES_CAUSE = "token has no roles: SMTP.SendAsApp unconsented, or no RBAC role"
+NO_ROLES_FIX = (
+    "the token carries no roles: SMTP.SendAsApp lacks admin consent (or the app's service "
+    "principal is not registered in Exchange), or, with Exchange RBAC for Applications, no "
+    "role assignment covers this mailbox"
+)
+REFUSALS: tuple[Phase, ...] = ("auth", "mail", "rcpt", "data", "message")
 
 
 class ExchangeOAuthProbe(SmtpProbe):
@@ -30,7 +49,8 @@ class ExchangeOAuthProbe(SmtpProbe):
 
     @property
     def exchange(self) -> bool:
-        return True
+        """Exchange Online unless the greeting says another server (Postfix, Dovecot...)."""
+        return not self.banner or is_exchange_online(self.settings.hostname, self.banner)
 
     @property
     def target(self) -> str:
@@ -47,6 +67,24 @@ class ExchangeOAuthProbe(SmtpProbe):
     def authenticate(self) -> Passed:
         assert self.tokens.token is not None, "auth runs after the token step passed"
         return self.authenticate_xoauth2(self.settings.sender, self.tokens.token)
+
+    def envelope(self) -> Passed:
+        passed = super().envelope()
+        if self.exchange:
+            passed.facts["note"] = SEND_AS_NOT_PROVEN
+        return passed
+
+    def diagnose(self, phase: Phase, reply: Reply) -> Diagnosis:
+        diagnosis = super().diagnose(phase, reply)
+        claims = self.tokens.claims
+        if (self.exchange and phase in REFUSALS and diagnosis.state == State.CRITICAL
+                and claims.values and not claims.roles):
+            # The cause takes the first line; what Exchange's code means stays in the fix.
+            meaning = diagnosis.problem.removeprefix(PROBLEMS[phase]).strip(" ()")
+            fix = f"{meaning}: {diagnosis.fix}" if meaning and diagnosis.fix else diagnosis.fix
+            fix = f"{NO_ROLES_FIX}; {fix}" if fix else NO_ROLES_FIX
+            return replace(diagnosis, problem=f"{PROBLEMS[phase]} ({NO_ROLES_CAUSE})", fix=fix)
+        return diagnosis
 
 
 def run(settings: Settings, redactor: Redactor) -> Report:

@@ -6,10 +6,8 @@ send-as rights are checked only at the end of DATA.
 """
 
 import asyncio
-import binascii
 import secrets
 import ssl
-from base64 import b64decode
 from dataclasses import dataclass
 from email.utils import getaddresses
 from typing import AnyStr
@@ -18,6 +16,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from check_mailgw.sandbox import replies
 from check_mailgw.sandbox.smtp_session import (
+    XOAUTH2_LINE_LIMIT,
     Mailbox,
     SandboxSMTP,
     Security,
@@ -26,11 +25,6 @@ from check_mailgw.sandbox.smtp_session import (
 )
 from check_mailgw.sandbox.tenant import SANDBOX_MAILBOXES
 from check_mailgw.sandbox.tokens import EXCHANGE_AUDIENCES, AccessTokens, TokenRejected
-
-# An Entra token is 1.5 to 4 KB, base64 makes it a third longer: AUTH lines
-# and the answers to 334 carry it.
-XOAUTH2_LINE_LIMIT = 16_384
-AUTH_ABORTED = "501 5.7.0 Auth aborted"
 
 
 def parse_xoauth2(blob: bytes) -> tuple[str, str] | None:
@@ -82,7 +76,7 @@ class ExchangeMailbox(Mailbox):
     ) -> str:
         reply = self.scenario.exchange_mail_reply or self.scenario.mail_reply
         if reply:
-            return exchange_reply(reply)
+            return exchange_reply(reply, user=session.auth_data or "")
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return replies.EXCHANGE_SENDER_OK
@@ -196,25 +190,6 @@ class ExchangeSMTP(SandboxSMTP):
             await self.push(exchange_reply(replies.EXCHANGE_AUTH_UNSUCCESSFUL))
             return
         await self._accept_login(user.lower())
-
-    async def _xoauth2_blob(self, initial_response: str) -> bytes | None:
-        """The decoded XOAUTH2 blob (b"" if undecodable); None once the client gave up."""
-        if initial_response:
-            raw = initial_response.encode("ascii", errors="replace")
-        else:
-            # XOAUTH2 starts with an empty challenge.
-            await self.push("334 ")
-            line = await self._reader.readline()
-            if not line:
-                return None
-            raw = line.strip()
-            if raw == b"*":
-                await self.push(AUTH_ABORTED)
-                return None
-        try:
-            return b64decode(raw, validate=True)
-        except binascii.Error:
-            return b""
 
 
 class _CommandSizes(dict[str, int]):

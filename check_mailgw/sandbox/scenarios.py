@@ -16,6 +16,12 @@ from check_mailgw.sandbox.entra_errors import EntraError
 from check_mailgw.sandbox.graph_errors import GraphError
 from check_mailgw.sandbox.http_answers import BAD_GATEWAY, ProxyFailure
 
+# A Postfix submission server whose SASL is Dovecot's, set up for Entra ID tokens.
+POSTFIX_GREETING_TEXT = "ESMTP Postfix (Debian/GNU)"
+DOVECOT_ERROR_STATUS = (
+    '{"status":"401","schemes":"bearer","scope":"https://outlook.office365.com/.default"}'
+)
+
 # Whether the app may read its own registration (Application.Read.All).
 AppLookup = Literal["allowed", "forbidden"]
 
@@ -76,6 +82,9 @@ class Scenario:
     exchange_greeting_delay: float = 0.0
     # Answer to AUTH XOAUTH2 once the client has sent its blob.
     xoauth2_reply: str | None = None
+    # Every SMTP listener: XOAUTH2 refused with this JSON status in an error challenge
+    # (RFC 7628 3.2.3), as Dovecot does; 535 once the client answers it empty.
+    xoauth2_error_status: str | None = None
     exchange_mail_reply: str | None = None
     # Answer at the end of DATA, instead of accepting the message.
     end_of_data_reply: str | None = None
@@ -141,6 +150,19 @@ _SCENARIOS = (
         hostname=replies.EXCHANGE_HOSTNAME,
         greeting_text=replies.EXCHANGE_GREETING_TEXT,
         auth_reply=replies.EXCHANGE_BASIC_AUTH_RETIRED,
+    ),
+    Scenario(
+        "dovecot-token-refused",
+        "Postfix with Dovecot's SASL (not Exchange) offers XOAUTH2 and refuses every token: "
+        "an error challenge with a JSON status, then 535 5.7.8 once the client answers empty",
+        greeting_text=POSTFIX_GREETING_TEXT,
+        auth_mechanisms=("PLAIN", "LOGIN", "XOAUTH2"),
+        xoauth2_error_status=DOVECOT_ERROR_STATUS,
+    ),
+    Scenario(
+        "busy-at-mail",
+        "offers PIPELINING, answers MAIL FROM with 421 and closes the connection",
+        mail_reply=replies.SERVICE_NOT_AVAILABLE,
     ),
     Scenario(
         "busy",
@@ -343,6 +365,12 @@ _SCENARIOS = (
         end_of_data_reply=replies.EXCHANGE_MAILBOX_LOGON_FAILURE,
     ),
     Scenario(
+        "mailbox-logon-failure-mail",
+        "AUTH succeeds, then MAIL FROM is answered 430 4.2.0 (mailbox logon failure)",
+        part="exchange",
+        exchange_mail_reply=replies.EXCHANGE_MAILBOX_LOGON_FAILURE,
+    ),
+    Scenario(
         "mailbox-logon-failure-auth",
         "the mailbox cannot be opened, answered to AUTH (430 4.2.0)",
         part="exchange",
@@ -428,6 +456,21 @@ _SCENARIOS = (
         "the app knows another certificate, not the one handed out (401 AADSTS700027)",
         part="credentials",
         certificate_uploaded=False,
+    ),
+    Scenario(
+        "no-roles-refused",
+        "tokens carry no roles and Exchange refuses them (535 5.7.3): no consent, no "
+        "service principal in Exchange, or no RBAC assignment",
+        part="several",
+        token_roles=False,
+        xoauth2_reply=replies.EXCHANGE_AUTH_UNSUCCESSFUL,
+    ),
+    Scenario(
+        "no-roles-send-as-denied",
+        "tokens carry no roles; AUTH passes, the end of DATA is refused (554 5.2.252)",
+        part="several",
+        token_roles=False,
+        end_of_data_reply=replies.EXCHANGE_SEND_AS_DENIED,
     ),
     Scenario(
         "slow-token-and-transport",

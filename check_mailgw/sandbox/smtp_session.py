@@ -8,13 +8,13 @@ import hmac
 import logging
 import secrets
 import ssl
-from base64 import b64decode
+from base64 import b64decode, b64encode
 from dataclasses import dataclass, field
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.utils import formatdate
-from typing import ClassVar, Literal
+from typing import AnyStr, ClassVar, Literal
 
 from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, TLSSetupException
 
@@ -27,6 +27,14 @@ Security = Literal["starttls", "implicit", "plain"]
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE_SIZE = 36_700_160
+# An Entra token is 1.5 to 4 KB, base64 makes it a third longer: AUTH lines
+# and the answers to 334 carry it.
+XOAUTH2_LINE_LIMIT = 16_384
+AUTH_ABORTED = "501 5.7.0 Auth aborted"
+# Postfix's words for a refusal by Dovecot's SASL, after an error challenge.
+DOVECOT_AUTH_FAILED = "535 5.7.8 Error: authentication failed:"
+# RFC 7628 3.2.3: the client answers an error challenge with an empty response.
+ERROR_CHALLENGE_NOT_ENDED = "501 5.5.2 The error challenge wants an empty response"
 
 
 @dataclass(frozen=True)
@@ -171,6 +179,9 @@ class SandboxSMTP(SMTP):
         self._scenario = mailbox.scenario
         self._accounts = mailbox.accounts
         self._offered_mechanisms = self._scenario.auth_mechanisms or self.default_mechanisms
+        if "XOAUTH2" in self._offered_mechanisms:
+            # Read by the base class when it makes the stream reader: a token line fits.
+            self.line_length_limit = XOAUTH2_LINE_LIMIT
         hostname, greeting_text = self._identity()
         super().__init__(
             mailbox,
@@ -307,19 +318,60 @@ class SandboxSMTP(SMTP):
 
     async def _run_auth_exchange(self, mechanism: str, initial_response: str) -> None:
         """Run the exchange of an offered mechanism and answer it."""
+        if mechanism == "XOAUTH2" and self._scenario.xoauth2_error_status:
+            await self._refuse_token(initial_response, self._scenario.xoauth2_error_status)
+            return
         credentials = await self._read_credentials(mechanism, initial_response)
         if credentials is None:
             return
         if self._scenario.auth_delay:
             await asyncio.sleep(self._scenario.auth_delay)
         if self._scenario.auth_reply:
-            await self.push(self._scenario.auth_reply.format(timestamp=exchange_timestamp()))
+            reply = self._scenario.auth_reply.format(timestamp=exchange_timestamp(),
+                                                     user=credentials[0])
+            await self.push(reply)
             return
         username, password = credentials
         if self._password_matches(username, password):
             await self._accept_login(username)
         else:
             await self.push(replies.AUTH_INVALID)
+
+    async def _refuse_token(self, initial_response: str, status: str) -> None:
+        """Dovecot's way: an error challenge (RFC 7628 3.2.3), then 535 once it is ended."""
+        if await self._xoauth2_blob(initial_response) is None:
+            return
+        await self.push("334 " + b64encode(status.encode()).decode("ascii"))
+        answer = await self._reader.readline()
+        if not answer:
+            return
+        await self.push(DOVECOT_AUTH_FAILED if not answer.strip() else ERROR_CHALLENGE_NOT_ENDED)
+
+    async def _xoauth2_blob(self, initial_response: str) -> bytes | None:
+        """The decoded XOAUTH2 blob (b"" if undecodable); None once the client gave up."""
+        if initial_response:
+            raw = initial_response.encode("ascii", errors="replace")
+        else:
+            # XOAUTH2 starts with an empty challenge.
+            await self.push("334 ")
+            line = await self._reader.readline()
+            if not line:
+                return None
+            raw = line.strip()
+            if raw == b"*":
+                await self.push(AUTH_ABORTED)
+                return None
+        try:
+            return b64decode(raw, validate=True)
+        except binascii.Error:
+            return b""
+
+    async def push(self, status: AnyStr) -> None:
+        await super().push(status)
+        # RFC 5321 3.8: a 421 closes the session; commands pipelined after it go unanswered.
+        reply = status if isinstance(status, str) else status.decode("ascii", "replace")
+        if reply.startswith("421"):
+            self._drop_connection()
 
     async def _accept_login(self, user: str) -> None:
         assert self.session is not None
