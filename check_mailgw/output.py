@@ -539,7 +539,8 @@ def as_json(check: nagiosplugin.Check, settings: Settings, redact: Callable[[str
     assert report is not None
     verbosity = settings.verbosity
     judged = thresholds_by_step(report, check.results)
-    ran = {outcome.name: step_document(outcome, verbosity, judged.get(outcome.name, []))
+    ran = {outcome.name: step_document(outcome, verbosity, judged.get(outcome.name, []),
+                                       report.target)
            for outcome in report.outcomes}
     steps = [ran.pop(name, None) or not_run_document(name) for name in report.planned]
     return dump(redact, document(
@@ -571,15 +572,15 @@ def document(state: State, summary: str, settings: Settings | None, *,
     }
 
 
-def step_document(outcome: StepOutcome, verbosity: int,
-                  thresholds: Sequence[Result] = ()) -> dict[str, Any]:
+def step_document(outcome: StepOutcome, verbosity: int, thresholds: Sequence[Result] = (),
+                  chain_target: str | None = None) -> dict[str, Any]:
     concern = outcome.concern
     return {
         "name": outcome.name,
         "state": step_state(outcome, thresholds).name,
         "started": round(outcome.started, 6),
         "elapsed": round(outcome.elapsed, 6),
-        "target": outcome.target,
+        "target": outcome.target or chain_target,  # the host this step talked to
         "brief": outcome.brief,
         "facts": {**outcome.facts, **outcome.details},
         "problem": concern.problem if concern else None,
