@@ -121,6 +121,13 @@ EXCHANGE_SMTP_REPLIES: dict[str, CatalogueEntry] = {
         "grant the account Send As on the From address (Add-RecipientPermission), or use "
         "the account's own address as From",
     ),
+    # STOREDRV's mailbox logon failure comes as 430 4.2.0, a 4xx that no retry mends.
+    "4.2.0": CatalogueEntry(
+        "Exchange could not open the mailbox (mailbox logon failure)",
+        State.CRITICAL,
+        "Exchange cannot open the sending mailbox: check that it exists, is licensed and not "
+        "disabled (a new mailbox can take an hour to be ready); the reply names the mailbox",
+    ),
     "5.5.124": CatalogueEntry(
         "Exchange could not read the XOAUTH2 data",
         State.CRITICAL,

@@ -84,7 +84,9 @@ def ssl_reason(error: BaseException | str) -> str:
     if not found:
         return _SSL_TAIL.sub("", text).strip()
     words, reason = found["text"].strip(), found["reason"]
-    return f"{words} ({reason})" if reason else words
+    if not reason or words.lower().replace(" ", "_") == reason.lower():
+        return words  # "wrong version number" says all that WRONG_VERSION_NUMBER does
+    return f"{words} ({reason})"
 
 
 def untrusted_fix(ca_file: str | None) -> str:
@@ -127,7 +129,12 @@ HANDSHAKE_REASONS = {
     "NO_PROTOCOLS_AVAILABLE": "no TLS version in common",
     "SSLV3_ALERT_HANDSHAKE_FAILURE": "no cipher or parameters in common",
     "NO_SHARED_CIPHER": "no cipher in common",
+    "TLSV13_ALERT_CERTIFICATE_REQUIRED": "the server wants a client certificate",
 }
+CLIENT_CERTIFICATE_FIX = (
+    "the server asks for a client certificate (mutual TLS), which this check does not send: "
+    "allow this client without one on the gateway"
+)
 PLAINTEXT_REASONS = ("WRONG_VERSION_NUMBER", "HTTP_REQUEST")
 
 
@@ -137,6 +144,8 @@ def diagnose_handshake(error: ssl.SSLError, how: str) -> Diagnosis:
         else ssl_reason(error)
     fix = ("the server and this client could not agree on TLS: check the gateway's TLS "
            "settings (TLS 1.2 or later, a current cipher suite) and its logs")
+    if reason == "TLSV13_ALERT_CERTIFICATE_REQUIRED":
+        fix = CLIENT_CERTIFICATE_FIX
     if reason in PLAINTEXT_REASONS:
         fix = ("on this port the server speaks plain SMTP, not TLS: use --tls starttls, or the "
                "implicit TLS port (465)")

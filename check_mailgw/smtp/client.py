@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 from check_mailgw.chain import Dialogue
 from check_mailgw.deadline import Deadline, DeadlineExceeded
-from check_mailgw.net.tls import ssl_reason
 
 # Reply codes the chain waits for (RFC 5321, RFC 4954).
 READY = 220
@@ -67,9 +66,9 @@ class LineTooLong(SmtpProtocolError):
 class TlsBroken(SmtpProtocolError):
     """The TLS layer failed after the handshake (a bad record, an alert from the server)."""
 
-    def __init__(self, reason: str, waiting_for: str) -> None:
-        super().__init__(f"TLS failed while waiting for {waiting_for}: {reason}")
-        self.reason = reason
+    def __init__(self, error: ssl.SSLError, waiting_for: str) -> None:
+        super().__init__(f"TLS failed while waiting for {waiting_for}: {error}")
+        self.error = error
         self.waiting_for = waiting_for
 
 
@@ -172,7 +171,7 @@ class SmtpConnection:
             except (ConnectionResetError, BrokenPipeError, ssl.SSLEOFError):
                 chunk = b""
             except ssl.SSLError as error:
-                raise TlsBroken(ssl_reason(error), waiting_for) from None
+                raise TlsBroken(error, waiting_for) from None
             if not chunk:
                 if self._buffer.strip():
                     raise NotSmtp(self._buffer, waiting_for)

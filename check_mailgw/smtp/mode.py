@@ -16,7 +16,12 @@ from check_mailgw.microsoft.catalogue import (
     is_exchange_online,
 )
 from check_mailgw.net.reach import Reach, secure
-from check_mailgw.net.tls import client_context, ssl_reason
+from check_mailgw.net.tls import (
+    CLIENT_CERTIFICATE_FIX,
+    HANDSHAKE_REASONS,
+    client_context,
+    ssl_reason,
+)
 from check_mailgw.outcome import Diagnosis, Passed, Report, State, StepFailed
 from check_mailgw.secret import MASK, Redactor
 from check_mailgw.settings import Settings
@@ -336,12 +341,8 @@ def speaks_smtp(run: Callable[[], Passed]) -> Callable[[], Passed]:
                 "in front of it, is broken; check its logs and what answers on this port",
             )) from None
         except TlsBroken as broken:
-            raise StepFailed(Diagnosis(
-                State.CRITICAL, f"TLS failed while waiting for {broken.waiting_for}",
-                broken.reason,
-                fix="the TLS session broke after the handshake: a TLS-inspecting device in "
-                "the path, or a fault of the server; check its logs",
-            )) from None
+            raise StepFailed(tls_broken(broken.error, f"while waiting for {broken.waiting_for}"))\
+                from None
         except NotSmtp as garbage:
             raise StepFailed(Diagnosis(
                 State.CRITICAL, "the server does not speak SMTP", garbage.line,
@@ -355,11 +356,7 @@ def speaks_smtp(run: Callable[[], Passed]) -> Callable[[], Passed]:
         except TimeoutError:
             raise  # the chain words a timeout, with -t
         except ssl.SSLError as error:
-            raise StepFailed(Diagnosis(
-                State.CRITICAL, "TLS failed during the session", ssl_reason(error),
-                fix="the TLS session broke after the handshake: a TLS-inspecting device in "
-                "the path, or a fault of the server; check its logs",
-            )) from None
+            raise StepFailed(tls_broken(error, "during the session")) from None
         except OSError as error:
             raise StepFailed(Diagnosis(
                 State.CRITICAL, "the connection failed", ssl_reason(error),
@@ -368,6 +365,15 @@ def speaks_smtp(run: Callable[[], Passed]) -> Callable[[], Passed]:
             )) from None
 
     return guarded
+
+
+def tls_broken(error: ssl.SSLError, when: str) -> Diagnosis:
+    """TLS that failed after the handshake: TLS 1.3 sends a refused client certificate so."""
+    words = HANDSHAKE_REASONS.get(error.reason or "") or ssl_reason(error)
+    fix = CLIENT_CERTIFICATE_FIX if error.reason == "TLSV13_ALERT_CERTIFICATE_REQUIRED" else (
+        "the TLS session broke after the handshake: a TLS-inspecting device in the path, or a "
+        "fault of the server; check its logs")
+    return Diagnosis(State.CRITICAL, f"TLS failed {when}", words, fix=fix)
 
 
 MAX_ERROR_STATUS = 300  # characters of a decoded error challenge shown
