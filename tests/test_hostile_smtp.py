@@ -408,9 +408,10 @@ def test_a_refusal_of_a_token_without_roles_names_the_likely_cause(
     assert result.exit_code == CRITICAL, result.stdout
     assert re.search(first_line, result.first_line), result.stdout
     assert "..." not in result.first_line.split("(token has no roles")[1].split(")")[0]
-    assert re.search(r"fix: the token carries no roles: SMTP\.SendAsApp lacks admin consent "
-                     r"\(or the app's service principal is not registered in Exchange\), or, "
-                     r"with Exchange RBAC for Applications", result.long_output), result.stdout
+    assert re.search(r"fix: the token carries no roles: grant SMTP\.SendAsApp with admin "
+                     r"consent and register the app in Exchange with New-ServicePrincipal, or "
+                     r"assign it the role Application SMTP\.SendAsApp in Exchange RBAC for "
+                     r"Applications", result.long_output), result.stdout
     assert "roles=none" in result.long_output
     assert not sandbox.smtp_messages
 

@@ -48,14 +48,7 @@ BASIC_AUTH_RETIRED_FIX = (
 )
 
 # Ways an app may be granted the right to send: Entra ID API permissions, or Exchange's
-# RBAC for Applications (which puts no role in the token; REFERENCE.md section 9).
-SMTP_GRANT_WAYS = (
-    "grant it either in Entra ID (API permissions: Office 365 Exchange Online, application "
-    "permission SMTP.SendAsApp, with admin consent; then in Exchange New-ServicePrincipal with "
-    "the enterprise application's object ID and Add-MailboxPermission -AccessRights "
-    "FullAccess on the mailbox) or in Exchange RBAC for Applications (New-ManagementRoleAssignment "
-    "-Role 'Application SMTP.SendAsApp' -App <service principal> -CustomResourceScope <scope>)"
-)
+# RBAC for Applications (which puts no role in the token).
 GRAPH_GRANT_WAYS = (
     "grant it either in Entra ID (API permissions: Microsoft Graph, application permission "
     "Mail.Send, with admin consent) or in Exchange RBAC for Applications "
@@ -142,11 +135,9 @@ EXCHANGE_OAUTH_REPLIES: dict[str, CatalogueEntry] = {
     "5.7.3": CatalogueEntry(
         "Exchange did not accept the app for this mailbox",
         State.CRITICAL,
-        "the usual causes: the app's service principal is not registered in Exchange, or was "
-        "registered with the app registration's object ID instead of the enterprise "
-        "application's (Get-ServicePrincipal); the app has no right on the mailbox; From is not "
-        "the mailbox the app may use; or the token is for another service (OAuth Scope must "
-        "be https://outlook.office365.com/.default). To fix the right: " + SMTP_GRANT_WAYS,
+        "register the app in Exchange with New-ServicePrincipal, giving the enterprise "
+        "application's object ID, not the app registration's; grant it FullAccess on the From "
+        "mailbox, or a role in Exchange RBAC for Applications; From must be that mailbox",
     ),
     "4.2.0": CatalogueEntry(
         "Exchange could not open the mailbox (mailbox logon failure)",

@@ -30,9 +30,10 @@ SEND_AS_NOT_PROVEN = (
 # the token tells, anything else grants the app the right to send.
 NO_ROLES_CAUSE = "token has no roles: SMTP.SendAsApp unconsented, or no RBAC role"
 NO_ROLES_FIX = (
-    "the token carries no roles: SMTP.SendAsApp lacks admin consent (or the app's service "
-    "principal is not registered in Exchange), or, with Exchange RBAC for Applications, no "
-    "role assignment covers this mailbox"
+    "the token carries no roles: grant SMTP.SendAsApp with admin consent and register the "
+    "app in Exchange with New-ServicePrincipal, or assign it the role Application "
+    "SMTP.SendAsApp in Exchange RBAC for Applications; Test-ServicePrincipalAuthorization shows "
+    "what Exchange grants"
 )
 REFUSALS: tuple[Phase, ...] = ("auth", "mail", "rcpt", "data", "message")
 
@@ -79,11 +80,8 @@ class ExchangeOAuthProbe(SmtpProbe):
         claims = self.tokens.claims
         if (self.exchange and phase in REFUSALS and diagnosis.state == State.CRITICAL
                 and claims.values and not claims.roles):
-            # The cause takes the first line; what Exchange's code means stays in the fix.
-            meaning = diagnosis.problem.removeprefix(PROBLEMS[phase]).strip(" ()")
-            fix = f"{meaning}: {diagnosis.fix}" if meaning and diagnosis.fix else diagnosis.fix
-            fix = f"{NO_ROLES_FIX}; {fix}" if fix else NO_ROLES_FIX
-            return replace(diagnosis, problem=f"{PROBLEMS[phase]} ({NO_ROLES_CAUSE})", fix=fix)
+            return replace(diagnosis, problem=f"{PROBLEMS[phase]} ({NO_ROLES_CAUSE})",
+                           fix=NO_ROLES_FIX)
         return diagnosis
 
 

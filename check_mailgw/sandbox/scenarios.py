@@ -82,8 +82,8 @@ class Scenario:
     exchange_greeting_delay: float = 0.0
     # Answer to AUTH XOAUTH2 once the client has sent its blob.
     xoauth2_reply: str | None = None
-    # Every SMTP listener: XOAUTH2 refused with this JSON status in an error challenge
-    # (RFC 7628 3.2.3), as Dovecot does; 535 once the client answers it empty.
+    # SMTP listeners other than Exchange's: XOAUTH2 refused with this JSON status in an
+    # error challenge (RFC 7628 3.2.3), as Dovecot does; 535 once the client answers empty.
     xoauth2_error_status: str | None = None
     exchange_mail_reply: str | None = None
     # Answer at the end of DATA, instead of accepting the message.
