@@ -238,11 +238,14 @@ def test_tls_that_breaks_after_the_handshake_is_critical(scripted, sandbox_ca) -
 
 
 @pytest.mark.parametrize("pipelining", [True, False], ids=["pipelined", "one-by-one"])
-def test_421_to_mail_from_is_a_warning_with_the_servers_reply(scripted, pipelining) -> None:
+@pytest.mark.parametrize("verb", ["MAIL", "RCPT"])
+def test_421_to_the_envelope_is_a_warning_with_the_servers_reply(scripted, pipelining,
+                                                                  verb) -> None:
+    busy = b"421 4.7.0 mail.hostile.test Error: too many connections\r\n"
     server = scripted(Script(
         greeting=b"220 mail.hostile.test\r\n",
-        replies={"EHLO": EHLO_OK if pipelining else EHLO_PLAIN,
-                 "MAIL": b"421 4.7.0 mail.hostile.test Error: too many connections\r\n"},
+        replies={"EHLO": EHLO_OK if pipelining else EHLO_PLAIN, "MAIL": b"250 2.1.0 Ok\r\n",
+                 verb: busy},
     ))
     result = check(server, "-vv")
     assert result.exit_code == WARNING, result.stdout
@@ -250,12 +253,13 @@ def test_421_to_mail_from_is_a_warning_with_the_servers_reply(scripted, pipelini
                      r"closes the session: 421 4\.7\.0 mail\.hostile\.test Error: too many",
                      result.first_line), result.stdout
     assert "fix: the gateway is overloaded" in result.long_output
-    mail = f"MAIL FROM:<{SANDBOX_USER}>".encode()
-    if pipelining:  # all three in one write; the server answered the first and left
-        assert any(mail in batch and b"RCPT TO" in batch and b"RSET" in batch
+    assert f"S: {busy.decode().strip()}" in result.long_output
+    sent = [line.split(b":")[0] for line in server.received if not line.startswith(b"EHLO")]
+    if pipelining:  # all three in one write; the server answered up to the 421 and left
+        assert any(b"MAIL FROM" in batch and b"RCPT TO" in batch and b"RSET" in batch
                    for batch in server.batches), server.batches
-    else:
-        assert server.received[-1] == mail
+    else:  # one by one, up to the 421
+        assert sent == [b"MAIL FROM", b"RCPT TO"][:1 if verb == "MAIL" else 2], sent
     assert_no_crash(result)
 
 
