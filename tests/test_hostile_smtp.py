@@ -178,6 +178,17 @@ def test_a_line_longer_than_the_limit_is_refused_in_plain_words(scripted) -> Non
     assert_no_crash(result)
 
 
+def test_a_reply_of_many_long_lines_is_refused_at_its_size(scripted) -> None:
+    many = b"".join(b"250-X-" + b"z" * 2000 + b"\r\n" for _ in range(100)) + b"250 OK\r\n"
+    server = scripted(Script(greeting=b"220 mail.hostile.test\r\n", replies={"EHLO": many}))
+    result = check(server, "-vv")
+    assert result.exit_code == CRITICAL, result.stdout
+    assert re.search(r"greeting on .*: the reply to EHLO is longer than 32768 bytes: "
+                     r"250 X-zzz", result.first_line), result.stdout
+    assert len(result.stdout) < 4000
+    assert_no_crash(result)
+
+
 def test_a_reply_without_line_ends_does_not_fill_memory(scripted) -> None:
     def endless_line(sock: socket.socket) -> None:
         sock.recv(1024)  # EHLO

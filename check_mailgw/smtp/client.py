@@ -25,6 +25,8 @@ MAX_LINE = 8192  # RFC 5321 allows 512; generous for chatty servers, bounded for
 # Real servers end a reply within a few dozen lines (EHLO lists the most); a reply still
 # going after this many is broken, and is a diagnosis, never cut off and taken as whole.
 MAX_LINES = 200
+# And none sends more than a few kilobytes: 200 lines of 8 KiB would be 1.6 MB of words.
+MAX_REPLY = 32 * 1024
 # RFC 5321 4.2: Reply-code "-" [ textstring ] on a continuation line, Reply-code
 # [ SP textstring ] on the last: "250", "250-" and "220 " are all valid lines.
 _REPLY_LINE = re.compile(rb"([2-5][0-9][0-9])(?:([ -])(.*))?")
@@ -60,6 +62,15 @@ class LineTooLong(SmtpProtocolError):
     def __init__(self, start: bytes, waiting_for: str) -> None:
         super().__init__(f"a line of {waiting_for} is longer than {MAX_LINE} bytes")
         self.start = start.decode("utf-8", "replace")[:120]
+        self.waiting_for = waiting_for
+
+
+class ReplyTooLong(SmtpProtocolError):
+    """A reply went on past MAX_REPLY bytes, in lines of a sane length each."""
+
+    def __init__(self, first_line: str, waiting_for: str) -> None:
+        super().__init__(f"{waiting_for} is longer than {MAX_REPLY} bytes")
+        self.start = first_line[:120]
         self.waiting_for = waiting_for
 
 
@@ -123,7 +134,9 @@ class SmtpConnection:
         """Sends lines in one write (pipelining); shown replaces a line that holds a secret."""
         for line in lines:
             self.dialogue.add(f"C: {shown if shown is not None else line}")
-        verb = lines[0].split(" ", 1)[0] or "an empty line"  # SASL answers the server's 334
+        # Named as shown: a line that carries a secret is named by its mask, and an empty
+        # line (the SASL answer to an error challenge) by what it is.
+        verb = (shown if shown is not None else lines[0]).split(" ", 1)[0] or "an empty line"
         self.sock.settimeout(self.deadline.budget(f"sending {verb}"))
         self.sock.sendall(b"".join(line.encode("utf-8") + b"\r\n" for line in lines))
 
@@ -135,8 +148,14 @@ class SmtpConnection:
     def read_reply(self, waiting_for: str) -> Reply:
         code: int | None = None
         lines: list[str] = []
+        size = 0
         while True:
             raw = self._read_line(waiting_for)
+            size += len(raw)
+            if size > MAX_REPLY:
+                start = f"{code} {lines[0].strip()}".strip() if lines else ""
+                self.dialogue.add(f"S: {start} ... (more than {MAX_REPLY} bytes)")
+                raise ReplyTooLong(start, waiting_for)
             match = _REPLY_LINE.fullmatch(raw.rstrip(b"\r\n"))
             if not match or (code is not None and int(match.group(1)) != code):
                 raise NotSmtp(raw, waiting_for)

@@ -30,6 +30,7 @@ from check_mailgw.smtp.client import (
     AUTH_SUCCEEDED,
     COMPLETED,
     MAX_LINE,
+    MAX_REPLY,
     READY,
     SERVICE_NOT_AVAILABLE,
     START_MAIL_INPUT,
@@ -39,6 +40,7 @@ from check_mailgw.smtp.client import (
     NotSmtp,
     Reply,
     ReplyDidNotEnd,
+    ReplyTooLong,
     SmtpConnection,
     TlsBroken,
 )
@@ -338,6 +340,13 @@ def speaks_smtp(run: Callable[[], Passed]) -> Callable[[], Passed]:
                 State.CRITICAL, f"{long.waiting_for} has a line longer than {MAX_LINE} bytes",
                 long.start,
                 fix="no SMTP server sends lines that long: the server, or a proxy or filter "
+                "in front of it, is broken; check its logs and what answers on this port",
+            )) from None
+        except ReplyTooLong as long:
+            raise StepFailed(Diagnosis(
+                State.CRITICAL, f"{long.waiting_for} is longer than {MAX_REPLY} bytes",
+                long.start,
+                fix="no SMTP server sends replies that long: the server, or a proxy or filter "
                 "in front of it, is broken; check its logs and what answers on this port",
             )) from None
         except TlsBroken as broken:
