@@ -286,6 +286,28 @@ def test_421_to_pipelined_mail_from_in_the_sandbox(smtp_server, ca_file, passwor
     assert "S: 421 4.3.2 Service not available" in result.long_output
 
 
+def test_an_exchange_server_of_ones_own_is_not_exchange_online(scripted, tmp_path) -> None:
+    server = scripted(Script(
+        greeting=b"220 EXCH01.corp.example.com Microsoft ESMTP MAIL Service ready at Wed, "
+                 b"2 Dec 2026 12:00:00 +0000\r\n",
+        replies={"EHLO": b"250-EXCH01.corp.example.com Hello [127.0.0.1]\r\n250-PIPELINING\r\n"
+                 b"250 AUTH LOGIN PLAIN\r\n",
+                 "AUTH": b"235 2.7.0 Authentication successful\r\n",
+                 "MAIL": b"250 2.1.0 Sender OK\r\n", "RCPT": b"250 2.1.5 Recipient OK\r\n",
+                 "RSET": b"250 2.0.0 Resetting\r\n"},
+    ))
+    password = tmp_path / "password"
+    password.write_text("a-password\n")
+    password.chmod(0o600)
+    result = check(server, "-U", SANDBOX_USER, "--password-file", password,
+                   "--allow-cleartext-auth", "-v")
+    assert result.exit_code == OK, result.stdout
+    # No countdown to Microsoft's retirement of passwords, which is Exchange Online's.
+    assert "server=Exchange Online" not in result.stdout
+    assert "Microsoft disables SMTP AUTH" not in result.stdout
+    assert any(line.startswith(b"AUTH PLAIN ") for line in server.received)
+
+
 # --- TLS wording ------------------------------------------------------------------------------
 
 

@@ -133,6 +133,7 @@ def test_reply_classification(phase, code, text, state, problem):
     ("smtp.office365.us", "", True),
     ("relay.example.com", "AM0PR01CA0001.outlook.office365.com Microsoft ESMTP MAIL Service", True),
     ("relay.example.com", "relay.example.com ESMTP Postfix", False),
+    ("mail.example.com", "EXCH01.corp.example.com Microsoft ESMTP MAIL Service ready", False),
     ("office365.com.evil.example", "", False),
 ])
 def test_exchange_online_detection(host, banner, expected):

@@ -20,8 +20,10 @@ if TYPE_CHECKING:
 EXCHANGE_SMTP_HOSTS = {cloud.smtp_host for cloud in CLOUDS.values()} | {
     "smtp-mail.outlook.com", "smtp-legacy.office365.com"}
 _EXCHANGE_DOMAINS = (".outlook.com", ".office365.com", ".office365.us", ".outlook.cn")
-_EXCHANGE_BANNER = re.compile(r"(outlook\.office365\.(com|us)|\.outlook\.(com|cn))\b"
-                              r"|Microsoft ESMTP MAIL Service", re.IGNORECASE)
+# Exchange Online greets with its front end's name; "Microsoft ESMTP MAIL Service" alone is
+# any Exchange, an on-premises one too, where no retirement of passwords applies.
+_EXCHANGE_BANNER = re.compile(r"(outlook\.office365\.(com|us)|\.outlook\.(com|cn))\b",
+                              re.IGNORECASE)
 
 
 def is_exchange_online(hostname: str, banner: str = "") -> bool:
