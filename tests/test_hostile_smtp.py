@@ -499,6 +499,8 @@ def test_430_after_a_password_login_is_critical_too(m365, ca_file, password_file
     ("[SSL: WRONG_VERSION_NUMBER] wrong version number (_ssl.c:1000)", "wrong version number"),
     ("EOF occurred in violation of protocol (_ssl.c:2426)",
      "EOF occurred in violation of protocol"),
+    ("[X509: NO_CERTIFICATE_OR_CRL_FOUND] no certificate or crl found (_ssl.c:4154)",
+     "no certificate or crl found"),
 ])
 def test_ssl_reasons_are_whole_without_the_source_position(text: str, words: str) -> None:
     from check_mailgw.net.tls import ssl_reason

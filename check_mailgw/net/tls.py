@@ -67,7 +67,8 @@ def handshake(sock: socket.socket, context: ssl.SSLContext, server_name: str,
 
 
 # OpenSSL's text ends in where in CPython it was raised: "... (_ssl.c:992)".
-_SSL_TEXT = re.compile(r"\[SSL(?:: (?P<reason>[A-Z0-9_]+))?\] (?P<text>.*?)\s*\(_ssl\.c:\d+\)")
+_SSL_TEXT = re.compile(r"\[[A-Z0-9]+(?:: (?P<reason>[A-Z0-9_]+))?\] (?P<text>.*?)"
+                       r"\s*\(_ssl\.c:\d+\)")
 _SSL_TAIL = re.compile(r"\s*\(_ssl\.c:\d+\)")
 
 
