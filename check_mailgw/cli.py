@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import functools
 import math
 import os
@@ -16,6 +17,7 @@ from check_mailgw.microsoft.clouds import CLOUDS
 from check_mailgw.modes import MODES, run_mode
 from check_mailgw.secret import RedactingStream, Redactor
 from check_mailgw.settings import (
+    CHECKS,
     CLIENT_SECRET_ENV,
     CONFIG_KEYS,
     KEY_PASSPHRASE_ENV,
@@ -33,11 +35,67 @@ class PluginArgumentParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         raise SettingsError(message)
 
+    def parse(self, arguments: Sequence[str]) -> argparse.Namespace:
+        """The options; an unknown one is refused by name, with the closest known one."""
+        options, unknown = self.parse_known_args(arguments)
+        if unknown:
+            raise SettingsError(unknown_arguments(unknown, self.long_options()))
+        return options
+
+    def long_options(self) -> list[str]:
+        """The --options that --help shows: the ones worth suggesting."""
+        return [name for action in self._actions if action.help != argparse.SUPPRESS
+                for name in action.option_strings if name.startswith("--")]
+
     def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
         # --help and --version exit 3, as the monitoring-plugins guidelines ask.
         if message:
             sys.stdout.write(message)
         sys.exit(UNKNOWN_EXIT)
+
+
+def unknown_arguments(unknown: Sequence[str], known: Sequence[str]) -> str:
+    """The first unknown option, and what was probably meant; never the value after it,
+    which may be a password typed after a misspelt --password."""
+    option = next((word.split("=", 1)[0] for word in unknown
+                   if word.startswith("-") and word != "-"), None)
+    if option is None:
+        return f"unrecognized arguments: {' '.join(unknown)}"
+    meant = closest_option(option, known) if option.startswith("--") else None
+    if meant:
+        return f"unknown option {option}: did you mean {meant}?"
+    return f"unrecognized arguments: {option} (check_mailgw --help lists every option)"
+
+
+def closest_option(word: str, known: Sequence[str]) -> str | None:
+    """difflib's close matches, the nearest by typing mistakes: a swapped pair of letters
+    (--form for --from) is one mistake, as is a cut-off end (--password-f); an added end
+    (--helo-name) is two; on a tie, the fewest letters to change."""
+    candidates = difflib.get_close_matches(word, known, n=5, cutoff=0.6)
+
+    def mistakes(name: str) -> int:
+        if name.startswith(word):
+            return 1
+        return min(2, typing_distance(word, name)) if word.startswith(name) else \
+            typing_distance(word, name)
+
+    return min(candidates, default=None,
+               key=lambda name: (mistakes(name), typing_distance(word, name)))
+
+
+def typing_distance(a: str, b: str) -> int:
+    """Letters inserted, deleted, changed or swapped with their neighbour to turn a into b
+    (optimal string alignment distance)."""
+    rows = [list(range(len(b) + 1))]
+    for i in range(1, len(a) + 1):
+        row = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            row[j] = min(rows[-1][j] + 1, row[j - 1] + 1,
+                         rows[-1][j - 1] + (a[i - 1] != b[j - 1]))
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                row[j] = min(row[j], rows[-2][j - 2] + 1)
+        rows.append(row)
+    return rows[-1][-1]
 
 
 class CheckSmtpOnly(argparse.Action):
@@ -139,6 +197,7 @@ def build_parser() -> PluginArgumentParser:
         formatter_class=HelpFormatter,
         argument_default=argparse.SUPPRESS,
         add_help=False,
+        allow_abbrev=False,  # --form is not --format: a typo gets named, not guessed at
     )
     gateway = parser.add_argument_group("gateway (the settings form)")
     gateway.add_argument("--mode", choices=list(MODES),
@@ -215,10 +274,12 @@ def build_parser() -> PluginArgumentParser:
                        help="token acquisition time in seconds: CRITICAL outside RANGE")
 
     expiry = parser.add_argument_group("credential expiry (o365-smtp, graph)")
-    expiry.add_argument("--check", choices=["full", "expiry"],
+    expiry.add_argument("--check", choices=list(CHECKS),
                         help="full: the whole chain, with the credential's expiry when known "
-                        "(default); expiry: only the token and the expiry, no mail traffic "
-                        "(a daily service)")
+                        "(default); chain: the chain without the expiry (the 5-minute "
+                        "service beside a daily expiry service, so an ending credential "
+                        "alerts once); expiry: only the token and the expiry, no mail "
+                        "traffic (the daily service)")
     expiry.add_argument("--secret-warning", metavar="DAYS",
                         help="WARNING when the client secret or certificate in use has fewer "
                         "days left (default 30)")
@@ -332,7 +393,7 @@ def parse_settings(argv: Sequence[str] | None) -> Settings:
     old_spellings = {"-to": "-t", "-wt": "-w", "-ct": "-c"}  # check_smtp still takes them
     arguments = [old_spellings.get(a, a) for a in (sys.argv[1:] if argv is None else argv)]
     try:
-        options = vars(build_parser().parse_args(arguments))
+        options = vars(build_parser().parse(arguments))
         verbosity = options.pop("verbose", 0)
         notes: list[str] = options.pop("check_smtp_notes", [])
         config, profile_name = options.pop("config", None), options.pop("profile", None)

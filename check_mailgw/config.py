@@ -38,7 +38,7 @@ def load_profile(path: str, profile: str | None, known_keys: set[str],
     data = read_bounded(path, "--config", CONFIG_LIMIT,
                         "a config file of gateway profiles is a few kilobytes", wait)
     try:
-        document = tomllib.loads(data.decode("utf-8"))
+        document = tomllib.loads(data.decode("utf-8-sig"))  # Notepad's byte order mark too
     except UnicodeDecodeError:
         raise SettingsError(f"--config {path}: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as error:

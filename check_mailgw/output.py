@@ -13,7 +13,7 @@ import json
 import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import nagiosplugin
@@ -412,8 +412,7 @@ class GatewaySummary(Summary):
         lines.extend(f"note: {note}" for note in settings_notes(self.settings))
         if self.verbosity >= 3:  # the effective settings, after profile and options merged
             lines.append("settings: " + ", ".join(
-                f"{f.name}={format_fact(getattr(self.settings, f.name))}"
-                for f in fields(self.settings)))
+                f"{name}={format_fact(value)}" for name, value in self.settings.shown().items()))
         return lines
 
 

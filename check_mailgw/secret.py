@@ -140,10 +140,7 @@ def read_bounded(path: str, option: str, limit: int, too_large: str,
     Opened non-blocking: a FIFO or a pipe such as bash's <(...) is read until its writer
     finishes, but for at most `wait` seconds; a device is refused (it may never end).
     """
-    try:
-        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
-    except OSError as error:
-        raise SettingsError(f"{option} {path}: cannot read: {error.strerror}") from None
+    descriptor = open_to_read(path, option)
     try:
         status = os.fstat(descriptor)
         if stat.S_ISDIR(status.st_mode):
@@ -164,6 +161,28 @@ def read_bounded(path: str, option: str, limit: int, too_large: str,
     if len(data) > limit:  # a file that grew, or a pipe: the size was not known up front
         raise SettingsError(f"{option} {path}: larger than {limit // 1024} KiB: {too_large}")
     return data
+
+
+def open_to_read(path: str, option: str) -> int:
+    """A descriptor of the file, never blocking (a FIFO), or a SettingsError saying why not."""
+    try:
+        return os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as error:
+        raise SettingsError(f"{option} {path}: cannot read: {error.strerror}") from None
+
+
+def check_readable_file(path: str, option: str) -> None:
+    """A regular file this process may read, for a library that reads it later (the TLS
+    context's CA file), or a SettingsError with the system's reason."""
+    descriptor = open_to_read(path, option)
+    try:
+        mode = os.fstat(descriptor).st_mode
+    finally:
+        os.close(descriptor)
+    if stat.S_ISDIR(mode):
+        raise SettingsError(f"{option} {path}: cannot read: Is a directory")
+    if not stat.S_ISREG(mode):  # a pipe or device could hang the library reading it
+        raise SettingsError(f"{option} {path}: a pipe, device or socket, not a file")
 
 
 def read_regular(descriptor: int, limit: int) -> bytes:

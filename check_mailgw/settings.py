@@ -7,8 +7,7 @@ import os
 import re
 import socket
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
@@ -18,7 +17,13 @@ from check_mailgw.errors import SettingsError
 from check_mailgw.microsoft.clouds import CLOUDS, EXCHANGE_SMTP_PORT
 from check_mailgw.modes import MODES
 from check_mailgw.outcome import State
-from check_mailgw.secret import SECRET_FILE_LIMIT, Secret, loose_permissions, read_bounded
+from check_mailgw.secret import (
+    SECRET_FILE_LIMIT,
+    Secret,
+    check_readable_file,
+    loose_permissions,
+    read_bounded,
+)
 
 if TYPE_CHECKING:
     import datetime
@@ -54,12 +59,18 @@ MAX_TIMEOUT = 3600.0
 MAX_DAYS = 36500  # a hundred years: more is a typo, not a certificate's lifetime
 RANGE_EXAMPLES = "5, 10:, ~:20 or @1:3"
 AUTH_MECHANISMS = ("PLAIN", "LOGIN")
+CHECKS = ("full", "chain", "expiry")  # --check; in smtp mode full and chain are one chain
 # Values that never reach the output or the wire as text: secrets (masked, base64 on the
 # wire) and file names (any character a file system allows; shown escaped).
 FREE_TEXT_KEYS = frozenset({
     "password", "client_secret", "password_file", "client_secret_file", "client_certificate",
     "client_key", "client_key_passphrase_file", "ca_file", "config",
 })
+# Settings only a password login uses, and those only an SMTP dialogue uses.
+PASSWORD_LOGIN_ONLY = frozenset({
+    "username", "password", "allow_cleartext_auth", "auth_mechanism", "basic_auth_retirement",
+})
+SMTP_ONLY = PASSWORD_LOGIN_ONLY | {"tls", "auth", "helo"}
 # Options whose messages name their letter too; the others are --key-with-dashes.
 OPTION_NAMES = {
     "hostname": "-H/--hostname", "port": "-p/--port", "sender": "-f/--from",
@@ -128,7 +139,7 @@ class Settings:
     output_format: str
     oauth: OAuthSettings | None = None
     basic_auth_retirement: State = State.WARNING  # smtp against Exchange Online
-    check: str = "full"  # or "expiry": only the token and the credential's expiry
+    check: str = "full"  # "chain": without the expiry step; "expiry": token and expiry only
     now: datetime.datetime | None = None  # pinned "now" for the expiry arithmetic (tests)
     auth_mechanism: str | None = None  # PLAIN or LOGIN (-A); None: by what the server offers
     notes: tuple[str, ...] = ()  # advice for the long output, no state change
@@ -137,6 +148,19 @@ class Settings:
         import datetime  # only the expiry and countdown arithmetic need it
 
         return self.now or datetime.datetime.now(datetime.UTC)
+
+    def shown(self) -> dict[str, Any]:
+        """The settings that matter for this mode, as -vvv prints them: graph has no SMTP
+        dialogue, the app modes no password login, smtp no app; notes have lines of their
+        own, and an unpinned "now" is just the clock."""
+        left_out = {"notes", *(("now",) if self.now is None else ())}
+        if self.mode in OAUTH_MODES:
+            left_out |= PASSWORD_LOGIN_ONLY
+        else:
+            left_out.add("oauth")
+        if self.mode == "graph":
+            left_out |= SMTP_ONLY
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in left_out}
 
     @property
     def target(self) -> str:
@@ -306,6 +330,18 @@ def check_range(value: Any, option: str) -> str | None:
     return text
 
 
+def check_time_thresholds(given: Mapping[str, Any], warning_key: str,
+                          critical_key: str) -> tuple[str | None, str | None]:
+    """A WARNING and a CRITICAL range of seconds taken, each valid and in order."""
+    names = option_name(warning_key), option_name(critical_key)
+    warning = check_range(given.get(warning_key), names[0])
+    critical = check_range(given.get(critical_key), names[1])
+    what = "the token's acquisition time" if warning_key.startswith("token") else \
+        "the total time"
+    check_range_order(warning, critical, names, what)
+    return warning, critical
+
+
 def check_certificate_days(value: Any) -> tuple[int, int]:
     expected = f"-D/--certificate-days {value!r}: expected WARN[,CRIT] days such as 14,7"
     parts = str(value).strip().split(",")
@@ -316,11 +352,43 @@ def check_certificate_days(value: Any) -> tuple[int, int]:
     if any(d > MAX_DAYS for d in days):
         raise SettingsError(f"{expected}, at most {MAX_DAYS} (a hundred years)")
     warn, crit = (days[0], days[1]) if len(days) == 2 else (days[0], 0)
-    if crit > warn:
-        raise SettingsError(
-            f"-D/--certificate-days {value!r}: critical days ({crit}) exceed warning days ({warn})"
-        )
+    check_threshold_order((f"WARN {warn}", warn), (f"CRIT {crit}", crit),
+                          "days left on the server certificate",
+                          worse="fewer", given=f"-D/--certificate-days {str(value).strip()!r}: ")
     return warn, crit
+
+
+def check_threshold_order(warning: tuple[str, float], critical: tuple[str, float],
+                          counts: str, worse: Literal["more", "fewer"], given: str = "") -> None:
+    """WARNING comes before CRITICAL: one rule for every pair of thresholds.
+
+    Each threshold is (how the message names it and its value, the value); `given` opens
+    the message. Times get worse as they grow, so warning is the smaller number; days left
+    get worse as they shrink, so critical is. Equal values are allowed: CRITICAL at once.
+    """
+    unit, role = ("seconds", "warning") if worse == "more" else ("days", "critical")
+    smaller, larger = (warning, critical) if worse == "more" else (critical, warning)
+    if smaller[1] > larger[1]:
+        raise SettingsError(f"{given}{smaller[0]}: more {unit} than {larger[0]}; both count "
+                            f"{counts}, so {role} is the smaller number")
+
+
+def check_range_order(warning: str | None, critical: str | None, options: tuple[str, str],
+                      counts: str) -> None:
+    """Time ranges: the warning range lies inside the critical one, so WARNING comes first.
+
+    A range with @ alerts inside itself: there, any order may be meant.
+    """
+    if warning is None or critical is None:
+        return
+    warn, crit = Range(warning), Range(critical)
+    if warn.invert or crit.invert:
+        return
+    shown = f"{options[0]} {warning!r}", f"{options[1]} {critical!r}"
+    check_threshold_order((shown[0], warn.end), (shown[1], crit.end), counts, "more")
+    if warn.start < crit.start:
+        raise SettingsError(f"{shown[0]} starts below {shown[1]}: the warning range must lie "
+                            "inside the critical one, so that WARNING comes before CRITICAL")
 
 
 def check_dns_server(value: Any) -> tuple[str, int] | None:
@@ -347,18 +415,31 @@ def check_timeout_state(value: Any) -> State:
 
 def read_secret_file(path: Any, option: str, notes: list[str] | None = None,
                      wait: float = DEFAULT_TIMEOUT) -> Secret:
-    """The secret in a file (trailing line breaks dropped), bounded in size and time."""
+    """The secret on the file's first line, bounded in size and time.
+
+    The line break (LF or CR LF) is not part of it, nor is the UTF-8 byte order mark that
+    Notepad writes first; a further non-empty line gets a note, as it is not sent.
+    """
+    notes = [] if notes is None else notes
     data = read_bounded(str(path), option, SECRET_FILE_LIMIT,
                         "a secret file holds one line", wait)
     try:
-        text = data.decode("utf-8")
+        text = data.decode("utf-8-sig")  # -sig: without a leading byte order mark
     except UnicodeDecodeError:
         raise SettingsError(f"{option} {path}: not UTF-8 text") from None
-    value = text.rstrip("\r\n")
+    first, _, rest = text.partition("\n")
+    value = first.removesuffix("\r")
+    ignored = sum(1 for line in rest.splitlines() if line.strip())
     if not value:
+        if ignored:
+            raise SettingsError(f"{option} {path}: the first line is empty; the secret goes "
+                                "alone on the first line")
         raise SettingsError(f"{option} {path}: the file is empty")
-    if notes is not None:
-        notes.extend(secret_file_notes({option: path}))
+    if ignored:
+        lines = "line after it is" if ignored == 1 else f"{ignored} lines after it are"
+        notes.append(one_line(f"{option} {path}: only the first line is read; the non-empty "
+                              f"{lines} ignored"))
+    notes.extend(secret_file_notes({option: path}))
     return Secret(value)
 
 
@@ -418,8 +499,7 @@ def build_settings(cli: Mapping[str, Any], profile: Mapping[str, Any] | None = N
                 raise SettingsError(f"--{key.replace('_', '-')}: only for --mode o365-smtp "
                                     "or graph (this is --mode smtp)")
         # Unused here, but a [defaults] table may hold them for every profile: still checked.
-        for key in ("token_warning", "token_critical"):
-            check_range(option(key), option_name(key))
+        check_time_thresholds(given, "token_warning", "token_critical")
         check_secret_days(option("secret_warning", 30), option("secret_critical", 7))
     # check_smtp's -S keeps its port, 25; --tls starttls means submission, 587.
     port_default = 25 if letter_tls == "starttls" else None
@@ -466,9 +546,9 @@ def build_settings(cli: Mapping[str, Any], profile: Mapping[str, Any] | None = N
     if ca_file is not None:
         if insecure:
             raise SettingsError("--ca-file and --insecure: give only one of them")
-        if not os.access(str(ca_file), os.R_OK) or not Path(str(ca_file)).is_file():
-            raise SettingsError(f"--ca-file {ca_file}: cannot read the file")
+        check_readable_file(str(ca_file), "--ca-file")
 
+    warning, critical = check_time_thresholds(given, "warning", "critical")
     family = option("address_family", 0) or 0
     if family not in (0, 4, 6, "4", "6"):
         raise SettingsError(f"address_family {family!r}: expected 4 or 6")
@@ -493,8 +573,8 @@ def build_settings(cli: Mapping[str, Any], profile: Mapping[str, Any] | None = N
         send_to=send_to,
         timeout=timeout,
         timeout_state=check_timeout_state(option("timeout_state", "unknown")),
-        warning=check_range(option("warning"), "-w/--warning"),
-        critical=check_range(option("critical"), "-c/--critical"),
+        warning=warning,
+        critical=critical,
         certificate_days=check_certificate_days(option("certificate_days", "14,7")),
         dns_server=check_dns_server(option("dns_server")),
         verbosity=verbosity,
@@ -525,10 +605,12 @@ def check_auth_mechanism(value: Any, mode: str, password_login: bool) -> str | N
 
 
 def check_what(value: Any, mode: str, send_to: str | None) -> str:
-    """--check full (the whole chain) or expiry (only the token and the credential's expiry)."""
+    """--check full (the whole chain and the credential's expiry), chain (without the
+    expiry, which a daily service watches) or expiry (only the token and the expiry)."""
     text = str(value).lower()
-    if text not in ("full", "expiry"):
-        raise SettingsError(f"--check {value!r}: expected full or expiry")
+    if text not in CHECKS:
+        raise SettingsError(f"--check {value!r}: expected {', '.join(CHECKS[:-1])} or "
+                            f"{CHECKS[-1]}")
     if text == "expiry" and mode not in OAUTH_MODES:
         raise SettingsError("--check expiry: only for --mode o365-smtp or graph (an app's "
                             "client secret or certificate)")
@@ -595,6 +677,8 @@ def build_oauth(mode: str, cli: Mapping[str, Any], profile: Mapping[str, Any],
     if proxy is not None:
         proxy = check_url(str(proxy), "--proxy", ("http", "https"))
     region = given.get("azure_region")
+    token_warning, token_critical = check_time_thresholds(given, "token_warning",
+                                                          "token_critical")
     return OAuthSettings(
         tenant_id=tenant,
         client_id=client_id,
@@ -606,8 +690,8 @@ def build_oauth(mode: str, cli: Mapping[str, Any], profile: Mapping[str, Any],
         graph_url=graph_url,
         proxy=proxy,
         azure_region=str(region) if region else None,
-        token_warning=check_range(given.get("token_warning"), "--token-warning"),
-        token_critical=check_range(given.get("token_critical"), "--token-critical"),
+        token_warning=token_warning,
+        token_critical=token_critical,
         secret_days=check_secret_days(given.get("secret_warning", 30),
                                       given.get("secret_critical", 7)),
         secret_expires=expires,
@@ -674,9 +758,8 @@ def check_days(value: Any, option: str) -> int:
 def check_secret_days(warning: Any, critical: Any) -> tuple[int, int]:
     """Days left below which the credential is WARNING, and CRITICAL (never a Nagios range)."""
     warn, crit = check_days(warning, "--secret-warning"), check_days(critical, "--secret-critical")
-    if crit > warn:
-        raise SettingsError(f"--secret-critical {crit}: more days than --secret-warning {warn}; "
-                            "both count days left, so critical is the smaller number")
+    check_threshold_order((f"--secret-warning {warn}", warn), (f"--secret-critical {crit}", crit),
+                          "days left", worse="fewer")
     return warn, crit
 
 

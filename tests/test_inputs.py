@@ -48,8 +48,8 @@ def assert_unknown(result, message: str) -> None:
      r"such as 10"),
     (("-w", "fast", *BASE), r"-w/--warning 'fast': expected a Nagios range such as 5, 10:, "
      r"~:20 or @1:3"),
-    (("-D", "7,14", *BASE), r"-D/--certificate-days '7,14': critical days \(14\) exceed "
-     r"warning days \(7\)"),
+    (("-D", "7,14", *BASE), r"-D/--certificate-days '7,14': CRIT 14: more days than WARN 7; "
+     r"both count days left on the server certificate, so critical is the smaller number"),
     (("--dns-server", "resolver.example", *BASE), r"--dns-server 'resolver.example': expected "
      r"an IP address"),
     (("--username", "u", "--tls", *BASE), r"no password for u: give --password-file FILE"),
@@ -61,7 +61,9 @@ def assert_unknown(result, message: str) -> None:
     (("-4", "-6", *BASE), r"argument -6: not allowed with argument -4"),
     (("-6", *BASE), r"-6: conflicts with -H 127.0.0.1"),
     (("--profile", "x", *BASE), r"--profile needs --config FILE"),
-    (("--colour", "blue", *BASE), r"unrecognized arguments: --colour blue"),
+    (("--colour", "blue", *BASE), r"unknown option --colour: did you mean --cloud\?"),
+    (("--zzz", "blue", *BASE), r"unrecognized arguments: --zzz \(check_mailgw --help lists "
+     r"every option\)$"),
     (("-F", "evil\r\nRSET", *BASE), r"-F/--helo: control characters \(\\r\\n\) are not "
      r"allowed"),
     (("--ca-file", "/nonexistent/ca.pem", *BASE), r"--ca-file /nonexistent/ca.pem: cannot read"),
