@@ -1,0 +1,114 @@
+"""A new user's first hour: the plugin run by the monitoring user, and the sandbox CLI.
+
+The monitoring user is played by the real unprivileged user nobody (runuser, as root);
+its virtual environments are real ones, made unusable for it as a careless install does.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+PLUGIN_SCRIPT = REPO / "plugins" / "check_mailgw"
+SYSTEM_PYTHON = Path("/usr/bin/python3")
+VENV_LINE = 'VENV = "/opt/check_mailgw"\n'
+
+as_nobody = pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("runuser") is None or not SYSTEM_PYTHON.exists(),
+    reason="needs root, runuser and /usr/bin/python3 to run as nobody")
+
+
+def run_as_nobody(*command: object, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["runuser", "-u", "nobody", "--", *map(str, command)],
+                          capture_output=True, text=True, timeout=120, cwd=cwd,
+                          stdin=subprocess.DEVNULL, check=False)
+
+
+@pytest.fixture
+def open_dir() -> Iterator[Path]:
+    """A directory every user may enter (pytest's own tmp_path is root's alone)."""
+    directory = Path(tempfile.mkdtemp(prefix="check_mailgw-first-hour-"))
+    directory.chmod(0o755)
+    try:
+        yield directory
+    finally:
+        shutil.rmtree(directory)
+
+
+def plugin_with_venv(directory: Path, venv: Path) -> Path:
+    """plugins/check_mailgw as it stands, with its production venv at another path."""
+    script = PLUGIN_SCRIPT.read_text(encoding="utf-8")
+    assert script.count(VENV_LINE) == 1
+    copy = directory / "check_mailgw"
+    copy.write_text(script.replace(VENV_LINE, f'VENV = "{venv}"\n'), encoding="utf-8")
+    copy.chmod(0o755)
+    return copy
+
+
+def venv_of(python: Path, where: Path) -> Path:
+    subprocess.run([str(python), "-m", "venv", "--without-pip", str(where)], check=True,
+                   timeout=120)
+    where.chmod(0o755)
+    return where
+
+
+def assert_unknown(done: subprocess.CompletedProcess[str]) -> list[str]:
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert done.stderr == ""
+    lines = done.stdout.splitlines()
+    assert 1 <= len(lines) <= 2 and len(lines[0]) <= 160, done.stdout
+    assert lines[0].startswith("MAILGW UNKNOWN - "), lines[0]
+    assert "Traceback" not in done.stdout
+    return lines
+
+
+@as_nobody
+def test_production_venv_with_a_python_under_root_is_named_with_the_fix(open_dir: Path) -> None:
+    # A Python in a directory only root may enter, as pyenv's under /root is.
+    private = open_dir / "private"
+    private.mkdir(mode=0o700)
+    (private / "python3").symlink_to(sys.executable)
+    venv = open_dir / "venv"
+    (venv / "bin").mkdir(parents=True)
+    venv.chmod(0o755)
+    (venv / "bin").chmod(0o755)
+    (venv / "bin" / "python").symlink_to(private / "python3")
+    plugin = plugin_with_venv(open_dir, venv)
+    lines = assert_unknown(run_as_nobody(SYSTEM_PYTHON, plugin, "-H", "127.0.0.1",
+                                         cwd=open_dir))
+    assert lines[0] == "MAILGW UNKNOWN - the venv's Python is not readable by this user " \
+        "(nobody): build the venv with /usr/bin/python3 (the fix follows)"
+    assert lines[1].startswith(f"fix ({venv}/bin/python -> {private}/python3): "
+                               f"/usr/bin/python3 -m venv --clear {venv} && {venv}/bin/pip "
+                               "install "), lines[1]
+
+
+@as_nobody
+def test_production_venv_of_the_systems_python_is_not_blamed(open_dir: Path) -> None:
+    # nobody may run this venv's Python: the package is just not installed for it.
+    venv = venv_of(SYSTEM_PYTHON, open_dir / "venv")
+    plugin = plugin_with_venv(open_dir, venv)
+    lines = assert_unknown(run_as_nobody(SYSTEM_PYTHON, plugin, "-H", "127.0.0.1",
+                                         cwd=open_dir))
+    assert lines[0].startswith("MAILGW UNKNOWN - the check_mailgw package is not installed "
+                               "for /usr/bin/python3"), lines
+
+
+@as_nobody
+def test_venv_whose_packages_this_user_cannot_read_says_so(open_dir: Path) -> None:
+    venv = venv_of(SYSTEM_PYTHON, open_dir / "venv")
+    (venv / "lib").chmod(0o700)  # as pip leaves it under a umask of 077
+    lines = assert_unknown(run_as_nobody(venv / "bin" / "python", PLUGIN_SCRIPT, "-H",
+                                         "127.0.0.1", cwd=open_dir))
+    assert lines[0] == "MAILGW UNKNOWN - the virtual environment is not readable by this " \
+        "user (nobody) (the fix follows)"
+    assert lines[1].startswith(f"fix ({venv}/lib/python3."), lines[1]
+    assert lines[1].endswith(f"/site-packages): chmod -R a+rX {venv}"), lines[1]
