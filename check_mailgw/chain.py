@@ -120,8 +120,9 @@ class BackgroundStep:
         self._thread.join(deadline.remaining())
         if self.outcome is not None or self.skipped:
             return self.outcome
-        return StepOutcome(self.step.name, deadline.elapsed(), diagnosis=timeout_diagnosis(
-            deadline, self.step, self.step.doing, timeout_state))
+        return StepOutcome(self.step.name, deadline.elapsed(), target=self.step.target,
+                           timed_out=True, diagnosis=timeout_diagnosis(
+                               deadline, self.step, self.step.doing, timeout_state))
 
     def finish(self, deadline: Deadline) -> StepOutcome | None:
         """Its outcome once it has finished, waiting at most what is left of the run; None if

@@ -18,6 +18,7 @@ EXCHANGE_AUDIENCES = frozenset(
     {cloud.exchange_resource for cloud in CLOUDS.values()}
     | {"https://outlook.office.com", "https://ps.outlook.com", EXCHANGE_APP_ID})
 GRAPH_AUDIENCES = frozenset({cloud.graph_resource for cloud in CLOUDS.values()} | {GRAPH_APP_ID})
+LAST_TIME = 253402300799  # 9999-12-31 23:59:59 UTC: later than any token's exp can mean
 SERVICES = {"o365-smtp": ("Exchange Online", EXCHANGE_AUDIENCES, "SMTP.SendAsApp"),
             "graph": ("Microsoft Graph", GRAPH_AUDIENCES, "Mail.Send")}
 
@@ -61,7 +62,15 @@ class Claims:
     @property
     def expires(self) -> float | None:
         exp = self.values.get("exp")
-        return float(exp) if isinstance(exp, int | float) else None
+        usable = isinstance(exp, int | float) and not isinstance(exp, bool) and \
+            0 <= exp <= LAST_TIME
+        return float(exp) if usable else None  # type: ignore[arg-type]
+
+    def fault(self) -> str | None:
+        """What makes the claims unusable: an exp that is no time at all."""
+        if "exp" in self.values and self.expires is None:
+            return f"its exp claim {str(self.values['exp'])[:40]} is not a time"
+        return None
 
     def seconds_left(self, now: float | None = None) -> float | None:
         return None if self.expires is None else self.expires - (now or time.time())

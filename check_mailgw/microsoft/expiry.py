@@ -26,7 +26,13 @@ from check_mailgw.deadline import Deadline
 from check_mailgw.microsoft.clouds import CLOUDS
 from check_mailgw.microsoft.graph import GraphAnswer
 from check_mailgw.microsoft.token import TokenSource, transport_failure
-from check_mailgw.net.https import DeadlineHttpClient, https_session, proxy_for
+from check_mailgw.net.https import (
+    GRAPH_ANSWER_LIMIT,
+    DeadlineHttpClient,
+    UntrustedAnswer,
+    https_session,
+    proxy_for,
+)
 from check_mailgw.outcome import Diagnosis, Passed, State, StepFailed
 from check_mailgw.secret import MASK
 
@@ -44,6 +50,8 @@ READ_PERMISSION = (
     "consent), or Application.ReadWrite.OwnedBy with the app's service principal made owner "
     "of its own app registration"
 )
+GRAPH_IMPOSTOR_FIX = ("something else answers in Graph's place (a proxy, a captive portal, a "
+                      "wrong --graph-url): check --graph-url, --cloud and the proxy")
 SECRET_DATE = "give the secret's end date with --secret-expires YYYY-MM-DD (Certificates & " \
     "secrets shows it) to skip the lookup"
 
@@ -139,9 +147,18 @@ class CredentialExpiry:
         self.proxy = proxy_for(self.oauth.graph_url, self.oauth.proxy)
 
     def step(self, deadline: Deadline, background: bool) -> Step:
+        if background and self.settings.mode != "graph" and self.looks_up:
+            # The Graph token is asked for now, beside the chain's own: not after it.
+            self.tokens.prefetch(self.graph_scopes(), deadline, self.dialogue)
         return Step("expiry", f"the {self.oauth.credential}'s end date",
                     lambda: self.run(deadline), background=background, needs=("token",),
                     dialogue=self.dialogue, target=self.target)
+
+    @property
+    def looks_up(self) -> bool:
+        """Whether the step asks Graph: always for a certificate, for a secret without
+        --secret-expires."""
+        return bool(self.oauth.certificate) or not self.oauth.secret_expires
 
     def run(self, deadline: Deadline) -> Passed:
         now = self.settings.current_time()
@@ -149,8 +166,15 @@ class CredentialExpiry:
             return self.certificate_days(self.oauth.certificate, deadline, now)
         if self.oauth.secret_expires:
             ends = self.oauth.secret_expires
-            return secret_passed(days_left(ends, now), {"ends": ends_fact(ends),
-                                                        "source": "--secret-expires"})
+            facts = {"ends": ends_fact(ends), "source": "--secret-expires"}
+            if ends < now:  # this step runs once the token is in: the secret still works
+                return Passed("client secret works past --secret-expires", facts,
+                              advisory=Diagnosis(
+                                  State.WARNING, f"--secret-expires {ends:%Y-%m-%d} is past, yet "
+                                  "the secret signs in: the date given is probably out of date",
+                                  fix="update --secret-expires to the end date that Certificates "
+                                  "& secrets shows for this secret"))
+            return secret_passed(days_left(ends, now), facts)
         return self.secret_days(deadline, now)
 
     # --- the client secret -------------------------------------------------------------------
@@ -158,7 +182,8 @@ class CredentialExpiry:
     def secret_days(self, deadline: Deadline, now: datetime.datetime) -> Passed:
         listing = self.lookup(deadline)
         if listing.refusal:
-            state = self.oauth.lookup_denied if listing.forbidden else State.WARNING
+            state = self.oauth.lookup_denied if listing.forbidden else \
+                max(State.WARNING, listing.refusal.state)
             return Passed(facts=listing.ids, advisory=with_state(listing.refusal, state))
         secret = self.oauth.client_secret.reveal() if self.oauth.client_secret else ""
         mine = sorted((c for c in listing.secrets if c.hint and secret.startswith(c.hint)),
@@ -195,7 +220,8 @@ class CredentialExpiry:
         advisory = None
         if listing.refusal:
             # The local notAfter already answers the question: a refused lookup is a note.
-            advisory = with_state(listing.refusal, State.OK)
+            advisory = listing.refusal if listing.refusal.state == State.CRITICAL else \
+                with_state(listing.refusal, State.OK)
             facts.update(listing.ids)
         elif registered := next((c for c in listing.certificates if c.matches(certificate)),
                                 None):
@@ -223,7 +249,7 @@ class CredentialExpiry:
 
     def lookup(self, deadline: Deadline) -> Listing:
         try:
-            token = self.tokens.token_for(self.graph_scopes(), deadline, self.dialogue)
+            token = self.tokens.prefetched(self.graph_scopes(), deadline, self.dialogue)
         except StepFailed as failed:  # the mail path has its token; only the lookup is lost
             return Listing([], [], Diagnosis(
                 State.WARNING, "no Graph token for the expiry lookup",
@@ -232,12 +258,16 @@ class CredentialExpiry:
         url = f"{self.oauth.graph_url}{path}?$select=passwordCredentials,keyCredentials"
         session = self.tokens.session if self.proxy == self.tokens.proxy else \
             https_session(self.tokens.tls_context, self.proxy)
-        http = DeadlineHttpClient(session, deadline)
+        http = DeadlineHttpClient(session, deadline, origin=self.oauth.graph_url,
+                                  host_words="Graph", limit=GRAPH_ANSWER_LIMIT)
         self.dialogue.add(f"C: GET {path} (Authorization: Bearer {MASK})")
         try:
             response = http.get(url, headers={
                 "Authorization": f"Bearer {token}", "Accept": "application/json",
                 "client-request-id": str(uuid.uuid4()), "return-client-request-id": "true"})
+        except UntrustedAnswer as refused:
+            return Listing([], [], Diagnosis(State.CRITICAL, refused.problem, refused.reply,
+                                             fix=GRAPH_IMPOSTOR_FIX))
         except requests.RequestException as error:
             failed = transport_failure(error, self.host, self.proxy)
             return Listing([], [], Diagnosis(

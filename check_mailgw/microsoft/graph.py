@@ -12,15 +12,30 @@ import ssl
 import uuid
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from check_mailgw.deadline import Deadline, DeadlineExceeded
 from check_mailgw.microsoft.catalogue import graph_error
+from check_mailgw.net.https import retry_after
 from check_mailgw.outcome import Diagnosis, State
 
-MAX_BODY = 256 * 1024  # Graph's error bodies are a few hundred bytes
+MAX_BODY = 4 * 1024 * 1024  # Graph's error bodies are a few hundred bytes
+READ_SIZE = 64 * 1024
 ACCEPTED = 202
 THROTTLED = 429
+REDIRECTS = range(300, 400)
+REFUSED = (401, 403)
+# A token with no roles at all: neither Mail.Send with admin consent nor, as far as the token
+# tells, an Exchange RBAC assignment (whose right is not in the token) lets the app send.
+NO_ROLES_CAUSE = "token has no roles: Mail.Send unconsented, or no RBAC role"
+
+
+class GraphAnswerRefused(Exception):
+    """An answer of Graph's the check will not use: a redirect, or a body past MAX_BODY."""
+
+    def __init__(self, diagnosis: Diagnosis) -> None:
+        super().__init__(diagnosis.headline())
+        self.diagnosis = diagnosis
 
 
 @dataclass(frozen=True)
@@ -85,19 +100,50 @@ class GraphConnection:
         waiting_for = f"Graph's answer to POST {path.rsplit('/', 1)[-1]}"
         body = json.dumps(document).encode("utf-8")
         headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json",
-                   "client-request-id": str(uuid.uuid4()), "return-client-request-id": "true"}
+                   "Accept-Encoding": "identity", "client-request-id": str(uuid.uuid4()),
+                   "return-client-request-id": "true"}
         try:
             self.sock.settimeout(self.deadline.budget(waiting_for))
             self.connection.request("POST", path, body=body, headers=headers)
             response = self.connection.getresponse()
-            data = response.read(MAX_BODY)
+            if response.status in REDIRECTS:
+                raise GraphAnswerRefused(redirected(response.status,
+                                                    response.getheader("Location", "")))
+            data = self.read_body(response, waiting_for)
         except TimeoutError:
             raise DeadlineExceeded(waiting_for) from None
         return GraphAnswer(response.status, response.getheader("Content-Type", ""), data,
                            {k.lower(): v for k, v in response.getheaders()})
 
+    def read_body(self, response: http.client.HTTPResponse, waiting_for: str) -> bytes:
+        """The body in pieces, each read waiting only what is left of the run: a body that
+        trickles in ends at the deadline, one past MAX_BODY is refused."""
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            self.sock.settimeout(self.deadline.budget(waiting_for))
+            chunk = response.read1(READ_SIZE)
+            if not chunk:
+                return b"".join(chunks)
+            size += len(chunk)
+            if size > MAX_BODY:
+                raise GraphAnswerRefused(Diagnosis(
+                    State.CRITICAL, f"Graph's answer exceeds {MAX_BODY // (1024 * 1024)} MiB",
+                    fix=IMPOSTOR_FIX))
+            chunks.append(chunk)
+
     def close(self) -> None:
         self.connection.close()
+
+
+IMPOSTOR_FIX = ("something else answers in Graph's place (a proxy, a captive portal, a wrong "
+                "--graph-url): check --graph-url, --cloud and the proxy")
+
+
+def redirected(status: int, location: str) -> Diagnosis:
+    where = urlsplit(location).netloc.rpartition("@")[2] or location[:100] or "nowhere"
+    return Diagnosis(State.CRITICAL, f"Graph answered with a redirect to {where}: something "
+                     "else answers in Microsoft's place", f"HTTP {status}", fix=IMPOSTOR_FIX)
 
 
 def send_mail_path(sender: str) -> str:
@@ -120,8 +166,8 @@ def probe_accepted(answer: GraphAnswer) -> bool:
 
 def diagnose(answer: GraphAnswer) -> Diagnosis:
     """A sendMail refusal in plain words."""
-    retry = answer.headers.get("retry-after")
-    wait = f" (retry after {retry}s)" if retry else ""
+    retry = retry_after(answer.headers.get("retry-after"))
+    wait = f" ({retry})" if retry else ""
     if not answer.is_json:
         return Diagnosis(
             State.CRITICAL, "Graph did not answer with JSON",

@@ -8,6 +8,7 @@ the background, on a connection of its own.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from urllib.parse import urlsplit
 
 from check_mailgw.chain import Dialogue, Step, run_chain
@@ -15,6 +16,9 @@ from check_mailgw.deadline import Deadline
 from check_mailgw.microsoft.expiry import CredentialExpiry, app_target, expiry_steps
 from check_mailgw.microsoft.graph import (
     ACCEPTED,
+    NO_ROLES_CAUSE,
+    REFUSED,
+    GraphAnswerRefused,
     GraphConnection,
     diagnose,
     message,
@@ -98,8 +102,11 @@ class GraphProbe:
         path = send_mail_path(s.sender)
         self.dialogue.add(f"C: POST {path} (Authorization: Bearer {MASK}, "
                           f"{len(recipients)} recipient(s))")
-        answer = self.graph.post_json(path, message(s.sender, recipients, subject, text),
-                                      self.tokens.token)
+        try:
+            answer = self.graph.post_json(path, message(s.sender, recipients, subject, text),
+                                          self.tokens.token)
+        except GraphAnswerRefused as refused:
+            raise StepFailed(refused.diagnosis) from None
         self.dialogue.add(f"S: {answer.words()}")
         facts: dict[str, object] = {"status": answer.status, **answer.ids()}
         if s.send_to and answer.status == ACCEPTED:
@@ -109,7 +116,12 @@ class GraphProbe:
             return Passed(f"sendMail as {s.sender} probed, nothing sent", facts)
         if not s.send_to and answer.status == ACCEPTED:
             return Passed(f"sendMail as {s.sender} accepted", facts)
-        raise StepFailed(diagnose(answer), facts)
+        diagnosis = diagnose(answer)
+        claims = self.tokens.claims
+        if answer.status in REFUSED and claims.values and not claims.roles:
+            # The likely cause takes the first line; the fix already tells both ways.
+            diagnosis = replace(diagnosis, problem=f"sendMail refused ({NO_ROLES_CAUSE})")
+        raise StepFailed(diagnosis, facts)
 
     def close(self) -> None:
         if self.graph:

@@ -7,6 +7,10 @@ runs), and turns every way it can fail into a diagnosis from the Microsoft catal
 
 from __future__ import annotations
 
+import json
+import logging
+import re
+import threading
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -14,11 +18,19 @@ import msal
 import requests
 
 from check_mailgw.chain import Dialogue, Step
-from check_mailgw.deadline import Deadline
+from check_mailgw.deadline import Deadline, DeadlineExceeded
 from check_mailgw.microsoft.catalogue import aadsts_code, first_sentence, token_error
 from check_mailgw.microsoft.claims import SERVICES, Claims, service_of
 from check_mailgw.microsoft.clouds import MICROSOFT_AUTHORITY_HOSTS
-from check_mailgw.net.https import DeadlineHttpClient, https_session, proxy_for
+from check_mailgw.net.https import (
+    DeadlineHttpClient,
+    UntrustedAnswer,
+    https_session,
+    origin_of,
+    printable_url,
+    proxy_for,
+    retry_after,
+)
 from check_mailgw.net.tls import client_context
 from check_mailgw.outcome import Diagnosis, Passed, State, StepFailed
 from check_mailgw.secret import Redactor
@@ -30,6 +42,66 @@ if TYPE_CHECKING:
 THROTTLED = 429
 CERTIFICATE_UNKNOWN = 700027  # AADSTS700027: the assertion's key is not the app's
 ERROR_LOOKUP = "https://login.microsoftonline.com/error?code={code}"
+SIGN_IN_HOST = "the sign-in host"
+IMPOSTOR_FIX = ("something else answers in Microsoft's place (a proxy, a captive portal, a "
+                "wrong --authority): check --authority, --cloud and the proxy")
+# Entra ID's access tokens are JWS compact serialisations of a few KiB (RFC 7515 section 7.1).
+TOKEN_LIMIT = 16 * 1024
+_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+MSAL_LOG_LINES = 20
+MSAL_LOG_LINE = 300
+
+
+class MsalLog(logging.Handler):
+    """msal's own log records, for the -vv dialogue only: Python would print its warnings on
+    stderr, which Icinga 2 appends to the plugin's output (with a server's page in them)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if len(self.lines) < MSAL_LOG_LINES:
+            self.lines.append(f"msal {record.levelname.lower()}: "
+                              f"{record.getMessage()[:MSAL_LOG_LINE]}")
+
+
+def capture_msal_log() -> MsalLog:
+    """Takes msal's log records away from stderr, for the rest of this process."""
+    logger = logging.getLogger("msal")
+    for handler in logger.handlers:
+        if isinstance(handler, MsalLog):
+            return handler
+    handler = MsalLog()
+    logger.addHandler(handler)
+    logger.propagate = False
+    return handler
+
+
+def token_fault(token: Any) -> str | None:
+    """What is wrong with an access token as a header value, if anything: it goes into an
+    Authorization header and an XOAUTH2 line, so it must be a short line of base64url parts."""
+    if not isinstance(token, str) or not token:
+        return "not a text"
+    if len(token) > TOKEN_LIMIT:
+        return f"{len(token) // 1024} KiB long, over {TOKEN_LIMIT // 1024} KiB"
+    if not token.isascii():
+        return "not ASCII"
+    if any(character < " " or character == "\x7f" for character in token):
+        return "control characters in it"
+    if not _JWS.fullmatch(token):
+        return "not three base64url parts"
+    return None
+
+
+class Lane:
+    """One msal application and its http client: msal's objects are not shared by threads, so
+    a token asked for beside another (o365-smtp's Graph token) gets a lane of its own."""
+
+    def __init__(self, http: DeadlineHttpClient) -> None:
+        self.http = http
+        self.app: msal.ConfidentialClientApplication | None = None
+        self.lock = threading.Lock()
 
 
 class TokenSource:
@@ -51,8 +123,10 @@ class TokenSource:
         self.session = https_session(self.tls_context, self.proxy)
         self.token: str | None = None
         self.claims = Claims({})
-        self._http: DeadlineHttpClient | None = None
-        self._app: msal.ConfidentialClientApplication | None = None
+        self._lanes: dict[str, Lane] = {}
+        self._prefetched: dict[tuple[str, ...],
+                               tuple[threading.Thread, list[str | BaseException]]] = {}
+        self._msal_log = capture_msal_log()
 
     def step(self, deadline: Deadline, background: bool) -> Step:
         return Step("token", "the access token from Entra ID", lambda: self.acquire(deadline),
@@ -64,25 +138,89 @@ class TokenSource:
         self.claims = Claims.of(self.token)
         return self._judge()
 
-    def token_for(self, scopes: tuple[str, ...], deadline: Deadline, dialogue: Dialogue) -> str:
-        """A token for these scopes from the run's one app object (its cache answers a repeat).
-
-        The expiry lookup asks it for a Graph token after the token step, never at the same time.
-        """
-        if self._http is None:
-            self._http = DeadlineHttpClient(self.session, deadline)
-        http = self._http
-        try:
-            result = self._request(http, scopes)
-        finally:
-            for line in http.exchanges:
-                dialogue.add(line)
-            http.exchanges.clear()
-        if "access_token" not in result:
+    def token_for(self, scopes: tuple[str, ...], deadline: Deadline, dialogue: Dialogue,
+                  lane: str = "chain") -> str:
+        """A token for these scopes from the lane's app object (its cache answers a repeat)."""
+        chosen = self._lane(lane, deadline)
+        with chosen.lock:
+            http = chosen.http
+            try:
+                result = self._request(chosen, scopes)
+            finally:
+                for line in (*http.exchanges, *self._msal_log.lines):
+                    dialogue.add(line)
+                http.exchanges.clear()
+                self._msal_log.lines.clear()
+        token = result.get("access_token")
+        if isinstance(token, str) and len(token) >= 3:
+            self.redactor.add(token)  # before anything could print it, malformed or not
+        if token is None:
+            if not result.get("error"):
+                raise StepFailed(Diagnosis(
+                    State.CRITICAL, "the token endpoint's answer holds no access_token",
+                    status_words(http.last_response), fix=IMPOSTOR_FIX))
             raise StepFailed(self.refusal(result, http.last_response), trace_facts(result))
-        token = str(result["access_token"])
-        self.redactor.add(token)
+        if fault := token_fault(token):
+            raise StepFailed(Diagnosis(
+                State.CRITICAL, "the identity provider returned a malformed access token", fault,
+                fix=f"{IMPOSTOR_FIX}; the token was not used"))
         return token
+
+    def prefetch(self, scopes: tuple[str, ...], deadline: Deadline, dialogue: Dialogue) -> None:
+        """Starts asking for a token on a lane of its own, beside the chain's token request."""
+        outcome: list[str | BaseException] = []
+
+        def fetch() -> None:
+            try:
+                outcome.append(self.token_for(scopes, deadline, dialogue, lane="prefetch"))
+            except Exception as error:  # the step that takes the token tells of it
+                outcome.append(error)
+        thread = threading.Thread(target=fetch, name="token-prefetch", daemon=True)
+        self._prefetched[scopes] = (thread, outcome)
+        thread.start()
+
+    def prefetched(self, scopes: tuple[str, ...], deadline: Deadline, dialogue: Dialogue) -> str:
+        """The token prefetch() asked for, once it is in; else a request of the chain's lane."""
+        if scopes not in self._prefetched:
+            return self.token_for(scopes, deadline, dialogue)
+        thread, outcome = self._prefetched[scopes]
+        thread.join(deadline.remaining())
+        if not outcome:
+            raise DeadlineExceeded(f"the Graph token from {self.target}")
+        if isinstance(outcome[0], BaseException):
+            raise outcome[0]
+        return outcome[0]
+
+    def _lane(self, name: str, deadline: Deadline) -> Lane:
+        if name not in self._lanes:
+            session = self.session if name == "chain" else \
+                https_session(self.tls_context, self.proxy)
+            self._lanes[name] = Lane(DeadlineHttpClient(
+                session, deadline, origin=self.oauth.authority, host_words=SIGN_IN_HOST,
+                inspect=self.inspect))
+        return self._lanes[name]
+
+    def inspect(self, url: str, response: requests.Response) -> None:
+        """The identity provider's answers, before msal reads them: a discovery document must
+        name a token endpoint at the sign-in host, and JSON must be an object."""
+        try:
+            document = json.loads(response.content)
+        except ValueError:
+            return  # not JSON at all: msal says so, and refusal words follow
+        discovery = urlsplit(url).path.endswith("/openid-configuration")
+        what = "the discovery document" if discovery else "the token endpoint's answer"
+        if not isinstance(document, dict):
+            raise UntrustedAnswer(f"{what} is JSON but not an object",
+                                  f"HTTP {response.status_code}: a {type(document).__name__}")
+        if not discovery or response.status_code != 200:
+            return
+        endpoint = document.get("token_endpoint")
+        if not isinstance(endpoint, str) or not endpoint:
+            raise UntrustedAnswer("the discovery document names no token_endpoint")
+        if origin_of(endpoint) != origin_of(self.oauth.authority):
+            raise UntrustedAnswer(
+                f"the discovery document names a token endpoint at {printable_url(endpoint)}, "
+                f"not at {SIGN_IN_HOST}: refused; the secret was not sent")
 
     def refusal(self, result: dict[str, Any], response: requests.Response | None) -> Diagnosis:
         certificate = self.oauth.certificate
@@ -90,19 +228,27 @@ class TokenSource:
             return certificate_refused(certificate, result, self.settings)
         return refusal(result, response)
 
-    def _request(self, http: DeadlineHttpClient, scopes: tuple[str, ...]) -> dict[str, Any]:
-        app = self._app or self._application(http)
+    def _request(self, lane: Lane, scopes: tuple[str, ...]) -> dict[str, Any]:
+        http = lane.http
+        app = lane.app or self._application(lane)
         try:
-            return app.acquire_token_for_client(scopes=list(scopes))
+            result = app.acquire_token_for_client(scopes=list(scopes))
+        except UntrustedAnswer as refused:
+            raise StepFailed(untrusted(refused)) from None
         except msal.exceptions.MsalServiceError:
             raise StepFailed(server_error(http.last_response, "the token request")) from None
         except ValueError:
             raise StepFailed(not_json(http.last_response, "the token endpoint")) from None
         except requests.RequestException as error:
             raise StepFailed(transport_failure(error, self.host, self.proxy)) from None
+        except (KeyError, TypeError, AttributeError) as error:  # JSON of an unexpected shape
+            raise StepFailed(malformed(http.last_response, "the token endpoint's answer",
+                                       error)) from None
+        return result if isinstance(result, dict) else {}
 
-    def _application(self, http: DeadlineHttpClient) -> msal.ConfidentialClientApplication:
+    def _application(self, lane: Lane) -> msal.ConfidentialClientApplication:
         """msal's app object; its constructor asks the authority for the tenant's endpoints."""
+        http = lane.http
         oauth = self.oauth
         authority = f"{oauth.authority}/{oauth.tenant_id}"
         credential: str | dict[str, str]
@@ -112,7 +258,7 @@ class TokenSource:
             assert oauth.client_secret is not None, "settings give a secret or a certificate"
             credential = oauth.client_secret.reveal()
         try:
-            self._app = msal.ConfidentialClientApplication(
+            lane.app = msal.ConfidentialClientApplication(
                 oauth.client_id,
                 client_credential=credential,
                 authority=authority,
@@ -122,13 +268,18 @@ class TokenSource:
                 # None would read MSAL_FORCE_REGION from the environment.
                 azure_region=oauth.azure_region or False,
             )
+        except UntrustedAnswer as refused:
+            raise StepFailed(untrusted(refused)) from None
         except ValueError as error:  # tenant discovery answered 4xx, or not JSON
             raise StepFailed(discovery_failure(http.last_response, error, authority)) from None
         except msal.exceptions.MsalServiceError:
             raise StepFailed(server_error(http.last_response, "tenant discovery")) from None
         except requests.RequestException as error:
             raise StepFailed(transport_failure(error, self.host, self.proxy)) from None
-        return self._app
+        except (KeyError, TypeError, AttributeError) as error:
+            raise StepFailed(malformed(http.last_response, "the discovery document",
+                                       error)) from None
+        return lane.app
 
     def _judge(self) -> Passed:
         """Tenant and audience must be the configured ones; roles are information only."""
@@ -136,6 +287,10 @@ class TokenSource:
         service, audiences, role = SERVICES[mode]
         facts: dict[str, Any] = claims.shown()
         oauth = self.oauth
+        if fault := claims.fault():
+            raise StepFailed(Diagnosis(
+                State.CRITICAL, "the identity provider returned a malformed access token", fault,
+                fix=IMPOSTOR_FIX), facts)
         if oauth.tenant_is_guid and claims.tenant and claims.tenant != oauth.tenant_id:
             raise StepFailed(Diagnosis(
                 State.CRITICAL, "the token is for another tenant",
@@ -167,6 +322,22 @@ class TokenSource:
 
 CLOUD_SCOPE_HINT = {"o365-smtp": "https://outlook.office365.com/.default",
                     "graph": "https://graph.microsoft.com/.default"}
+
+
+def untrusted(refused: UntrustedAnswer) -> Diagnosis:
+    return Diagnosis(State.CRITICAL, refused.problem, refused.reply, fix=IMPOSTOR_FIX)
+
+
+def status_words(response: requests.Response | None) -> str | None:
+    return f"HTTP {response.status_code}" if response is not None else None
+
+
+def malformed(response: requests.Response | None, what: str, error: Exception) -> Diagnosis:
+    """JSON that msal could not use: a key missing, or a value of the wrong kind."""
+    reason = f"{type(error).__name__} {str(error)[:80]}"
+    status = status_words(response)
+    return Diagnosis(State.CRITICAL, f"{what} is malformed",
+                     f"{status}: {reason}" if status else reason, fix=IMPOSTOR_FIX)
 
 
 def trace_facts(body: dict[str, Any]) -> dict[str, Any]:
@@ -228,8 +399,8 @@ def certificate_refused(certificate: ClientCertificate, result: dict[str, Any],
 
 
 def throttled(response: requests.Response | None, words: str) -> Diagnosis:
-    after = response.headers.get("Retry-After") if response is not None else None
-    wait = f"; retry after {after}s" if after else ""
+    after = retry_after(response.headers.get("Retry-After")) if response is not None else None
+    wait = f"; {after}" if after else ""
     return Diagnosis(State.WARNING, "the identity provider is throttling this app",
                      f"HTTP 429{wait}: {words}" if words else f"HTTP 429{wait}",
                      fix="too many token requests from this app or address: check other "
@@ -256,8 +427,8 @@ def server_error(response: requests.Response | None, what: str) -> Diagnosis:
     if response is not None and not body:
         return not_json(response, what if what != "the token request" else "the token endpoint")
     words = first_sentence(str(body.get("error_description", ""))) if body else ""
-    retry = response.headers.get("Retry-After") if response is not None else None
-    reply = f"HTTP {status}" + (f", retry after {retry}s" if retry else "") + \
+    retry = retry_after(response.headers.get("Retry-After")) if response is not None else None
+    reply = f"HTTP {status}" + (f", {retry}" if retry else "") + \
         (f": {words}" if words else "")
     return Diagnosis(State.CRITICAL, f"identity provider error during {what}", reply,
                      fix="Entra ID has a problem of its own: check Microsoft 365 service health; "

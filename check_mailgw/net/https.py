@@ -8,18 +8,19 @@ proxy_for(), and time from the run's deadline.
 
 from __future__ import annotations
 
+import datetime
 import ipaddress
 import os
 import ssl
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import InsecureRequestWarning, NewConnectionError
+from urllib3.exceptions import InsecureRequestWarning, NewConnectionError, ProtocolError
 from urllib3.exceptions import TimeoutError as Urllib3Timeout
 from urllib3.util import Timeout
 
@@ -187,19 +188,56 @@ def https_session(ssl_context: ssl.SSLContext, proxy: str | None) -> requests.Se
 # --- the client msal calls ---------------------------------------------------------------------
 
 # Keyword arguments the session decides, whatever the caller passes.
-SESSION_DECIDES = ("timeout", "verify", "proxies", "cert")
+SESSION_DECIDES = ("timeout", "verify", "proxies", "cert", "allow_redirects", "stream")
+ANSWER_LIMIT = 1024 * 1024  # a token or discovery answer is a few KiB
+GRAPH_ANSWER_LIMIT = 4 * 1024 * 1024  # an application with many credentials
+READ_SIZE = 64 * 1024
+REDIRECTS = range(300, 400)
+
+
+class UntrustedAnswer(Exception):
+    """An answer the plugin will not use: a redirect, another origin, a body too large or
+    compressed. The server's fault, told in plain words; nothing more is sent."""
+
+    def __init__(self, problem: str, reply: str | None = None) -> None:
+        super().__init__(f"{problem}: {reply}" if reply else problem)
+        self.problem = problem
+        self.reply = reply
+
+
+def origin_of(url: str) -> tuple[str, str, int]:
+    """scheme, host and port: what must match for a credential to go there."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return scheme, (parts.hostname or "").rstrip(".").lower(), \
+        port or (HTTPS_DEFAULT_PORT if scheme == "https" else 80)
 
 
 class DeadlineHttpClient:
     """The http_client for msal (and the Graph calls): each request bounded by the deadline.
 
+    No redirect is followed (a credential goes only to the host it is meant for), no request
+    leaves `origin` when one is given, and an answer is read in pieces, at most `limit`
+    bytes and within the deadline, never decompressed.
+
     It keeps one line per exchange for the -vv dialogue: method, URL without query string,
     status and time. Query strings, bodies and headers hold secrets and are never kept.
     """
 
-    def __init__(self, session: requests.Session, deadline: Deadline) -> None:
+    def __init__(self, session: requests.Session, deadline: Deadline, *,
+                 origin: str | None = None, host_words: str = "the server",
+                 limit: int = ANSWER_LIMIT,
+                 inspect: Callable[[str, requests.Response], None] | None = None) -> None:
         self.session = session
         self.deadline = deadline
+        self.origin = origin_of(origin) if origin else None
+        self.host_words = host_words  # "the sign-in host", "Graph": who answers, in words
+        self.limit = limit
+        self.inspect = inspect  # a check of each answer before its caller sees it
         self.exchanges: list[str] = []
         self.last_response: requests.Response | None = None
 
@@ -216,13 +254,22 @@ class DeadlineHttpClient:
 
     def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         waiting_for = f"the answer of {authority_of(url)}"
+        self.refuse_other_origin(method, url)
         for name in SESSION_DECIDES:
             kwargs.pop(name, None)
+        headers = dict(kwargs.pop("headers", None) or {})
+        headers["Accept-Encoding"] = "identity"  # a compressed answer could inflate past limit
         # total= bounds connect and the wait for the answer together, not each on its own.
         timeout = Timeout(total=self.deadline.budget(waiting_for))
         started = time.monotonic()
         try:
-            response = self.session.request(method, url, timeout=timeout, **kwargs)
+            response = self.session.request(method, url, timeout=timeout, headers=headers,
+                                            allow_redirects=False, stream=True, **kwargs)
+            try:
+                self.refuse_redirect(response)
+                response._content = self.read_body(response, url, waiting_for)
+            finally:
+                response.close()  # read whole or given up: the connection is done either way
         except requests.RequestException as error:
             took = time.monotonic() - started
             timed_out = is_timeout(error)
@@ -231,14 +278,107 @@ class DeadlineHttpClient:
             if timed_out:
                 raise DeadlineExceeded(waiting_for) from None
             raise
+        except UntrustedAnswer as refused:
+            took = time.monotonic() - started
+            self.exchanges.append(f"{method} {printable_url(url)} -> refused: {refused.problem} "
+                                  f"({took:.3f}s)")
+            raise
         took = time.monotonic() - started
-        for hop in response.history:
-            self.exchanges.append(
-                f"{hop.request.method} {printable_url(hop.url)} -> {hop.status_code} (redirect)")
         self.exchanges.append(
             f"{method} {printable_url(url)} -> {response.status_code} ({took:.3f}s)")
         self.last_response = response
+        if self.inspect is not None:
+            self.inspect(url, response)
         return response
+
+    def refuse_other_origin(self, method: str, url: str) -> None:
+        """Before anything is sent: a request for another scheme, host or port is refused."""
+        if self.origin is None or origin_of(url) == self.origin:
+            return
+        shown = printable_url(url)
+        if method == "POST":
+            raise UntrustedAnswer(f"the discovery document names a token endpoint at {shown}, "
+                                  f"not at {self.host_words}: refused; the secret was not sent")
+        raise UntrustedAnswer(f"asked to fetch {shown}, not from {self.host_words}: refused")
+
+    def refuse_redirect(self, response: requests.Response) -> None:
+        if response.status_code not in REDIRECTS:
+            return
+        location = response.headers.get("Location", "")
+        where = authority_of(location) if urlsplit(location).hostname else \
+            (location[:100] or "nowhere")
+        raise UntrustedAnswer(
+            f"{self.host_words} answered with a redirect to {where}: something else answers in "
+            "Microsoft's place", f"HTTP {response.status_code}")
+
+    def read_body(self, response: requests.Response, url: str, waiting_for: str) -> bytes:
+        """The body, read in pieces: at most `limit` bytes, and within the deadline in total
+        (each read may wait only what is left of the run), never decompressed."""
+        what = answer_name(url, self.host_words)
+        encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
+        if encoding not in ("", "identity"):
+            raise UntrustedAnswer(f"{what} came compressed ({encoding[:40]}) though asked for "
+                                  "none: refused")
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > self.limit:
+            raise UntrustedAnswer(f"{what} exceeds {size_words(self.limit)}",
+                                  f"Content-Length {declared}")
+        raw = response.raw
+        sock = getattr(getattr(raw, "_connection", None), "sock", None)
+        read = getattr(raw, "read1", None) or raw.read  # read1: one wait on the socket at most
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            budget = self.deadline.budget(waiting_for)
+            if sock is not None:
+                sock.settimeout(budget)
+            try:
+                chunk = read(READ_SIZE, decode_content=False)
+            except (TimeoutError, Urllib3Timeout):  # urllib3 names a socket's timeout its way
+                raise DeadlineExceeded(waiting_for) from None
+            except (OSError, ProtocolError) as error:  # a hang-up or broken chunks
+                reason = str(error.args[0] if error.args else error)[:120]
+                raise UntrustedAnswer(f"{what} broke off before its end", reason) from None
+            if not chunk:
+                return b"".join(chunks)
+            size += len(chunk)
+            if size > self.limit:
+                raise UntrustedAnswer(f"{what} exceeds {size_words(self.limit)}")
+            chunks.append(chunk)
+
+
+def retry_after(value: str | None, now: float | None = None) -> str | None:
+    """Retry-After in words, as seconds: it may also be an HTTP date (RFC 9110 section 10.2.3),
+    which is turned into seconds from now and shown with its time."""
+    value = (value or "").strip()
+    if not value:
+        return None
+    if value.isdigit() and len(value) <= 9:
+        return f"retry after {int(value)}s"
+    from email.utils import parsedate_to_datetime  # only a throttled answer pays for it
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.UTC)
+    seconds = max(0, round(when.timestamp() - (time.time() if now is None else now)))
+    return f"retry after {seconds}s ({when.astimezone(datetime.UTC):%H:%M:%S} UTC)"
+
+
+def answer_name(url: str, host_words: str) -> str:
+    """What an answer is, for the words of a refusal."""
+    path = urlsplit(url).path
+    if path.endswith("/openid-configuration"):
+        return "the discovery document"
+    if path.endswith("/token"):
+        return "the token endpoint's answer"
+    return f"the answer of {host_words}"
+
+
+def size_words(limit: int) -> str:
+    return f"{limit // (1024 * 1024)} MiB" if limit >= 1024 * 1024 else f"{limit // 1024} KiB"
 
 
 def authority_of(url: str) -> str:
