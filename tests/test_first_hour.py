@@ -7,7 +7,10 @@ its virtual environments are real ones, made unusable for it as a careless insta
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -15,9 +18,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from test_install import read_until
+
+from check_mailgw.sandbox.cli import READY_LINE
+from check_mailgw.sandbox.tenant import SANDBOX_CLIENT_SECRET
 
 REPO = Path(__file__).resolve().parent.parent
 PLUGIN_SCRIPT = REPO / "plugins" / "check_mailgw"
+SANDBOX = Path(sys.executable).parent / "mailgw-sandbox"
 SYSTEM_PYTHON = Path("/usr/bin/python3")
 VENV_LINE = 'VENV = "/opt/check_mailgw"\n'
 
@@ -112,3 +120,86 @@ def test_venv_whose_packages_this_user_cannot_read_says_so(open_dir: Path) -> No
         "user (nobody) (the fix follows)"
     assert lines[1].startswith(f"fix ({venv}/lib/python3."), lines[1]
     assert lines[1].endswith(f"/site-packages): chmod -R a+rX {venv}"), lines[1]
+
+
+def sandbox(*arguments: object, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(SANDBOX), *map(str, arguments)], capture_output=True, text=True,
+                          timeout=300, cwd=cwd, stdin=subprocess.DEVNULL, check=False)
+
+
+def test_demo_shows_an_expected_failure_for_each_mode_and_exits_0(tmp_path: Path) -> None:
+    done = sandbox("--demo", "--port-base", "0", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stderr == ""
+    out = done.stdout
+    assert "7 of 7 checks exited 0." in out
+    for mode, scenario in [("smtp", "auth-disabled"), ("o365-smtp", "sp-not-registered"),
+                           ("graph", "graph-denied")]:
+        shown = re.search(rf"^# EXPECTED FAILURE, {mode} mode, scenario {scenario}: .*\n"
+                          rf"\$ check_mailgw --mode {mode} .* -v\n"
+                          r"  MAILGW CRITICAL - .*\n(?:  .*\n)*?"
+                          r"  exit code 2 \(as expected\)$", out, re.M)
+        assert shown, f"no expected failure for {mode}:\n{out}"
+    assert "3 of 3 expected failures failed as expected." in out
+    # The printed lines are for a sandbox that stays up.
+    assert out.rstrip().endswith(
+        "These command lines need a running sandbox: this demo's servers and files are gone "
+        "now. Run mailgw-sandbox (without --demo): it prints the same lines with its own "
+        "files and serves until Ctrl-C; mailgw-sandbox --scenario NAME plays a failure.")
+    assert SANDBOX_CLIENT_SECRET not in out
+
+
+@pytest.mark.parametrize(("offset", "listener"), [
+    (53, "DNS"), (87, "SMTP with STARTTLS"), (-35, "SMTP with TLS"), (25, "SMTP, plain"),
+    (-57, "identity + Graph"), (88, "Exchange SMTP")])
+def test_a_port_in_use_is_named_with_port_base(
+        tmp_path: Path, offset: int, listener: str) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        done = sandbox("--port-base", port - offset, "--dir", tmp_path, cwd=tmp_path)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stdout == ""
+    assert done.stderr == (
+        f"mailgw-sandbox: cannot listen on 127.0.0.1:{port} ({listener}): address already "
+        "in use (another mailgw-sandbox?): stop what listens there, or give another "
+        "--port-base N (0 picks free ports)\n")
+
+
+def test_an_unknown_user_is_refused_by_name(tmp_path: Path) -> None:
+    done = sandbox("--user", "no-such-user-here", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "mailgw-sandbox: error: argument --user: no such user: no-such-user-here" \
+        in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@as_nobody
+@pytest.mark.parametrize("own_dir", [False, True])
+def test_files_go_to_the_user_who_runs_the_checks(open_dir: Path, own_dir: bool) -> None:
+    directory = open_dir / "sandbox"
+    config = open_dir / "sandbox.toml"
+    where = ["--dir", directory] if own_dir else []
+    child = subprocess.Popen(
+        [str(SANDBOX), "--port-base", "0", *map(str, where), "--user", "nobody",
+         "--write-config", str(config)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert child.stdout is not None
+    try:
+        banner = read_until(child.stdout.fileno(), READY_LINE, timeout=60)
+        files = re.search(r"^  files +(\S+)(?: \(removed on exit\))?, owned by nobody$",
+                          banner, re.M)
+        assert files, banner
+        directory = Path(files.group(1))
+        modes = {"ca.pem": 0o644, "password": 0o600, "client-secret": 0o600,
+                 "client-certificate.pem": 0o600}
+        for path in [directory, config, *(directory / name for name in modes)]:
+            assert path.stat().st_uid == 65534, path
+        for name, mode in modes.items():
+            assert stat.S_IMODE((directory / name).stat().st_mode) == mode, name
+        # What the plugin needs, read as that user.
+        for path in [config, *(directory / name for name in modes)]:
+            read = run_as_nobody("cat", path, cwd=open_dir)
+            assert read.returncode == 0, read.stderr
+    finally:
+        child.terminate()
+        child.communicate(timeout=60)
+    assert child.returncode == 0

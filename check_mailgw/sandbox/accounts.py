@@ -1,6 +1,8 @@
 """The sandbox's throwaway mail account, and the file that hands its password to the plugin."""
 
 import os
+import pwd
+from collections.abc import Iterable
 from pathlib import Path
 
 SANDBOX_DOMAIN = "sandbox.test"
@@ -23,3 +25,10 @@ def write_password_file(path: str | Path, password: str = SANDBOX_PASSWORD) -> P
         os.fchmod(file.fileno(), 0o600)
         file.write(password)
     return path
+
+
+def hand_over(paths: Iterable[Path], user: str) -> None:
+    """Give files to the user who runs the checks; their modes stay (0600 for secrets)."""
+    account = pwd.getpwnam(user)
+    for path in paths:
+        os.chown(path, account.pw_uid, account.pw_gid)

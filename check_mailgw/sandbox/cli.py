@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import errno
 import logging
+import pwd
 import shlex
 import shutil
 import signal
@@ -18,16 +21,20 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from check_mailgw.sandbox.accounts import SANDBOX_USER, write_password_file
+from check_mailgw.sandbox.accounts import SANDBOX_USER, hand_over, write_password_file
+from check_mailgw.sandbox.background import listen_on
 from check_mailgw.sandbox.commands import (
     CA_FILE_NAME,
     CLIENT_CERTIFICATE_FILE_NAME,
     CLIENT_SECRET_FILE_NAME,
+    DEMO_FAILURES,
     PASSWORD_FILE_NAME,
     PORT_BASE_MAX,
     PORT_BASE_MIN,
+    DemoFailure,
     SandboxPorts,
     expiry_commands,
+    oauth_args,
     oauth_commands,
     shell_line,
     smtp_commands,
@@ -55,6 +62,47 @@ DEFAULT_PORT_BASE = 2500
 # Generous: a check's own timeout should always come first.
 DEMO_CHECK_TIMEOUT = 120.0
 READY_LINE = "Serving until Ctrl-C or SIGTERM."
+ERROR_EXIT = 2
+
+
+class PortInUse(Exception):
+    """A port the sandbox was told to listen on is taken."""
+
+    def __init__(self, listener: str, host: str, port: int) -> None:
+        super().__init__(
+            f"cannot listen on {host}:{port} ({listener}): address already in use "
+            "(another mailgw-sandbox?): stop what listens there, or give another "
+            "--port-base N (0 picks free ports)")
+
+
+@contextmanager
+def _listening(host: str, **ports: int) -> Iterator[None]:
+    """Names the port taken, and --port-base, when a listener on one of ports fails so."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno != errno.EADDRINUSE:
+            raise
+        for listener, port in ports.items():
+            if port and _taken(host, port):
+                raise PortInUse(listener, host, port) from error
+        raise
+
+
+def _taken(host: str, port: int) -> bool:
+    try:
+        listen_on(host, port).close()
+    except OSError as error:
+        return error.errno == errno.EADDRINUSE
+    return False
+
+
+def _existing_user(name: str) -> str:
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        raise argparse.ArgumentTypeError(f"no such user: {name}") from None
+    return name
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,6 +129,13 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: a new temporary directory, removed on exit)",
     )
     parser.add_argument(
+        "--user",
+        type=_existing_user,
+        metavar="NAME",
+        help="give the files (and a directory the sandbox makes) to the user who runs the "
+        "checks, e.g. nagios; secrets stay mode 0600 (needs root)",
+    )
+    parser.add_argument(
         "--port-base",
         type=int,
         default=DEFAULT_PORT_BASE,
@@ -100,7 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--demo",
         action="store_true",
-        help="run the printed checks once, show their output, and exit 0 if all passed",
+        help="run the printed checks once, and a failing scenario for each mode, show "
+        "their output, and exit 0 if each ended as expected",
     )
     return parser
 
@@ -144,45 +200,61 @@ def _run(args: argparse.Namespace) -> int:
 
     temporary = args.dir is None
     directory: Path = Path(tempfile.mkdtemp(prefix="mailgw-sandbox-")) if temporary else args.dir
+    # Written so far, for --user: the directory itself only if the sandbox made it.
+    written: list[Path] = [directory] if temporary or not directory.exists() else []
     try:
         ca = SandboxCA()
         try:
             directory.mkdir(parents=True, exist_ok=True)
-            ca.write_ca(directory / CA_FILE_NAME)
-            write_password_file(directory / PASSWORD_FILE_NAME)
-            write_client_secret_file(directory / CLIENT_SECRET_FILE_NAME)
+            written += [ca.write_ca(directory / CA_FILE_NAME),
+                        write_password_file(directory / PASSWORD_FILE_NAME),
+                        write_client_secret_file(directory / CLIENT_SECRET_FILE_NAME)]
         except OSError as error:
             print(f"mailgw-sandbox: cannot write the sandbox files: {error}", file=sys.stderr)
-            return 2
+            return ERROR_EXIT
         with ExitStack() as stack:
             # Caught from the start, so that a signal during startup still stops cleanly.
             stop = None if args.demo else stack.enter_context(_stop_signals())
             try:
                 dns, smtp, cloud, ports = _start_servers(stack, ca, args.scenario, args.port_base)
+            except PortInUse as error:
+                print(f"mailgw-sandbox: {error}", file=sys.stderr)
+                return ERROR_EXIT
             except OSError as error:
                 print(f"mailgw-sandbox: cannot start the servers: {error}", file=sys.stderr)
-                return 2
+                return ERROR_EXIT
             try:
                 # Made with the app's credentials, so only once the servers run.
-                cloud.write_client_certificate(directory / CLIENT_CERTIFICATE_FILE_NAME)
+                written.append(
+                    cloud.write_client_certificate(directory / CLIENT_CERTIFICATE_FILE_NAME))
             except OSError as error:
                 print(f"mailgw-sandbox: cannot write the sandbox files: {error}", file=sys.stderr)
-                return 2
+                return ERROR_EXIT
             commands = smtp_commands(directory, ports) + oauth_commands(directory, ports)
             expiry = expiry_commands(directory, ports)
+            if args.write_config is not None:
+                try:
+                    written.append(write_config(args.write_config, directory, ports, cloud))
+                except OSError as error:
+                    print(f"mailgw-sandbox: cannot write the config: {error}", file=sys.stderr)
+                    return ERROR_EXIT
+            if args.user is not None:
+                try:
+                    hand_over(written, args.user)
+                except OSError as error:
+                    print(f"mailgw-sandbox: --user {args.user}: cannot give it the files: "
+                          f"{error}", file=sys.stderr)
+                    return ERROR_EXIT
             print(
-                _banner(args.scenario, directory, temporary, dns, smtp, cloud, commands, expiry),
+                _banner(args.scenario, directory, temporary, dns, smtp, cloud, commands, expiry,
+                        args.user),
                 flush=True,
             )
             if args.write_config is not None:
-                try:
-                    write_config(args.write_config, directory, ports, cloud)
-                except OSError as error:
-                    print(f"mailgw-sandbox: cannot write the config: {error}", file=sys.stderr)
-                    return 2
                 print(_config_note(args.write_config, temporary), flush=True)
             if stop is None:
-                return _run_demo(commands + expiry)
+                failures = _start_failures(stack, ca, directory, ports)
+                return _run_demo(commands + expiry, failures)
             print(READY_LINE, flush=True)
             # A timeout keeps the wait responsive to signals on every platform.
             while not stop.wait(0.5):
@@ -229,27 +301,29 @@ def _start_servers(
     from check_mailgw.sandbox.smtp_server import start_smtp
 
     wanted = SandboxPorts.from_base(port_base)
-    dns = stack.enter_context(start_dns(DEFAULT_RECORDS, host=wanted.host, port=wanted.dns))
-    listeners: tuple[tuple[Security, int], ...] = (
-        ("starttls", wanted.starttls),
-        ("implicit", wanted.implicit),
-        ("plain", wanted.plain),
+    host = wanted.host
+    with _listening(host, DNS=wanted.dns):
+        dns = stack.enter_context(start_dns(DEFAULT_RECORDS, host=host, port=wanted.dns))
+    listeners: tuple[tuple[Security, str, int], ...] = (
+        ("starttls", "SMTP with STARTTLS", wanted.starttls),
+        ("implicit", "SMTP with TLS", wanted.implicit),
+        ("plain", "SMTP, plain", wanted.plain),
     )
-    smtp = {
-        security: stack.enter_context(
-            start_smtp(security=security, scenario=scenario, ca=ca, host=wanted.host, port=port)
+    smtp: dict[Security, SmtpServer] = {}
+    for security, listener, port in listeners:
+        with _listening(host, **{listener: port}):
+            smtp[security] = stack.enter_context(
+                start_smtp(security=security, scenario=scenario, ca=ca, host=host, port=port))
+    with _listening(host, **{"identity + Graph": wanted.https, "Exchange SMTP": wanted.exchange}):
+        cloud = stack.enter_context(
+            start_m365(
+                ca=ca,
+                scenario=scenario,
+                host=host,
+                https_port=wanted.https,
+                smtp_port=wanted.exchange,
+            )
         )
-        for security, port in listeners
-    }
-    cloud = stack.enter_context(
-        start_m365(
-            ca=ca,
-            scenario=scenario,
-            host=wanted.host,
-            https_port=wanted.https,
-            smtp_port=wanted.exchange,
-        )
-    )
     ports = SandboxPorts(
         starttls=smtp["starttls"].port,
         implicit=smtp["implicit"].port,
@@ -271,9 +345,12 @@ def _banner(
     cloud: M365Sandbox,
     commands: list[list[str]],
     expiry: list[list[str]],
+    user: str | None = None,
 ) -> str:
     names = ", ".join(f"{name} -> {' '.join(ips)}" for name, ips in DEFAULT_RECORDS.items())
     where = f"{directory} (removed on exit)" if temporary else str(directory)
+    if user is not None:
+        where += f", owned by {user}"
     secret_file = directory / CLIENT_SECRET_FILE_NAME
     certificate = cloud.app.certificate
     lines = [
@@ -316,27 +393,75 @@ def _config_note(path: Path, temporary: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _run_demo(commands: list[list[str]]) -> int:
-    failed = 0
+def _start_failures(
+    stack: ExitStack, ca: SandboxCA, directory: Path, ports: SandboxPorts
+) -> list[tuple[DemoFailure, list[str]]]:
+    """For the demo: a server of its own, on free ports, for each mode's failing scenario,
+    and the command line that checks it."""
+    from check_mailgw.sandbox.m365 import start_m365
+    from check_mailgw.sandbox.smtp_server import start_smtp
+
+    failures: list[tuple[DemoFailure, list[str]]] = []
+    for failure in DEMO_FAILURES:
+        if failure.mode == "smtp":
+            server = stack.enter_context(start_smtp(
+                security="starttls", scenario=failure.scenario, ca=ca, host=ports.host))
+            own = dataclasses.replace(ports, starttls=server.port)
+            arguments = smtp_commands(directory, own)[0]  # STARTTLS with the password
+        else:
+            cloud = stack.enter_context(start_m365(ca=ca, scenario=failure.scenario,
+                                                   host=ports.host))
+            arguments = oauth_args(cloud, failure.mode, directory / CA_FILE_NAME,
+                                   directory / CLIENT_SECRET_FILE_NAME)
+        failures.append((failure, arguments))
+    return failures
+
+
+def _run_check(arguments: list[str]) -> int | None:
+    """Run one check at -v and show its output; its exit code, None if it hung."""
+    arguments = [*arguments, "-v"]
+    print(f"$ {shell_line(arguments)}", flush=True)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "check_mailgw", *arguments],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=DEMO_CHECK_TIMEOUT,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        print(f"  (no result within {DEMO_CHECK_TIMEOUT:.0f} s)\n", flush=True)
+        return None
+    if done.stdout.strip():
+        print(textwrap.indent(done.stdout.rstrip(), "  "))
+    return done.returncode
+
+
+def _run_demo(commands: list[list[str]], failures: list[tuple[DemoFailure, list[str]]]) -> int:
+    passed = 0
     for arguments in commands:
-        arguments = [*arguments, "-v"]
-        print(f"$ {shell_line(arguments)}", flush=True)
-        try:
-            done = subprocess.run(
-                [sys.executable, "-m", "check_mailgw", *arguments],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-                timeout=DEMO_CHECK_TIMEOUT,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            print(f"  (no result within {DEMO_CHECK_TIMEOUT:.0f} s)")
-            failed += 1
-            continue
-        if done.stdout.strip():
-            print(textwrap.indent(done.stdout.rstrip(), "  "))
-        print(f"  exit code {done.returncode}\n", flush=True)
-        failed += done.returncode != 0
-    print(f"{len(commands) - failed} of {len(commands)} checks exited 0.", flush=True)
-    return 0 if failed == 0 else 1
+        code = _run_check(arguments)
+        if code is not None:
+            print(f"  exit code {code}\n", flush=True)
+        passed += code == 0
+    print("Expected failures, one per mode: each check runs against a server of its own "
+          "playing a failing scenario, and must fail.\n", flush=True)
+    as_expected = 0
+    for failure, arguments in failures:
+        scenario = SCENARIOS[failure.scenario]
+        print(f"# EXPECTED FAILURE, {failure.mode} mode, scenario {scenario.name}: "
+              f"{scenario.description}", flush=True)
+        code = _run_check(arguments)
+        if code is not None:
+            verdict = "as expected" if code == failure.exit_code else \
+                f"expected {failure.exit_code}"
+            print(f"  exit code {code} ({verdict})\n", flush=True)
+        as_expected += code == failure.exit_code
+    print(f"{passed} of {len(commands)} checks exited 0.", flush=True)
+    print(f"{as_expected} of {len(failures)} expected failures failed as expected.", flush=True)
+    print("These command lines need a running sandbox: this demo's servers and files are "
+          "gone now. Run mailgw-sandbox (without --demo): it prints the same lines with its "
+          "own files and serves until Ctrl-C; mailgw-sandbox --scenario NAME plays a "
+          "failure.", flush=True)
+    return 0 if passed == len(commands) and as_expected == len(failures) else 1

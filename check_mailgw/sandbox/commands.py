@@ -18,7 +18,9 @@ __all__ = [
     "CA_FILE_NAME",
     "CLIENT_CERTIFICATE_FILE_NAME",
     "CLIENT_SECRET_FILE_NAME",
+    "DEMO_FAILURES",
     "PASSWORD_FILE_NAME",
+    "DemoFailure",
     "OAuthEndpoints",
     "OAuthMode",
     "SandboxPorts",
@@ -216,6 +218,23 @@ def smtp_commands(directory: Path, ports: SandboxPorts) -> list[list[str]]:
         ],
         [*smtp, "-H", ports.host, "-p", str(ports.plain), "--from", SANDBOX_USER],
     ]
+
+
+@dataclass(frozen=True)
+class DemoFailure:
+    """A failing scenario the demo shows for one mode, and the exit code it must give."""
+
+    mode: Literal["smtp", "o365-smtp", "graph"]
+    scenario: str
+    exit_code: int = 2  # CRITICAL
+
+
+# One per mode: what a broken gateway looks like, each in the words of a real service.
+DEMO_FAILURES = (
+    DemoFailure("smtp", "auth-disabled"),
+    DemoFailure("o365-smtp", "sp-not-registered"),
+    DemoFailure("graph", "graph-denied"),
+)
 
 
 def shell_line(arguments: list[str]) -> str:
