@@ -244,6 +244,8 @@ def test_icinga2_runs_the_daily_expiry_check_against_the_sandbox(
     secret_ends = datetime.datetime.now(datetime.UTC).date() + datetime.timedelta(days=45)
     objects = "\n".join([
         service("secret", client_secret_file=client_secret_file, **expiry_vars(ending, ca_file)),
+        service("chain", client_secret_file=client_secret_file,
+                **{**expiry_vars(ending, ca_file), "check": "chain"}),
         service("certificate", client_certificate=certificate,
                 **expiry_vars(expiring_certificate, ca_file)),
         service("lookup-denied-info", client_secret_file=client_secret_file,
@@ -252,14 +254,20 @@ def test_icinga2_runs_the_daily_expiry_check_against_the_sandbox(
                 secret_expires=secret_ends.isoformat(), secret_warning=60, secret_critical=50,
                 **expiry_vars(dated, ca_file)),
     ])
-    results = run_icinga2(workdir, objects,
-                          {"secret", "certificate", "lookup-denied-info", "secret-expires"})
+    results = run_icinga2(workdir, objects, {"secret", "chain", "certificate",
+                                             "lookup-denied-info", "secret-expires"})
 
     secret = results["secret"]
     assert secret["state"] == "WARNING", secret
     assert secret["output"].startswith("MAILGW WARNING - client secret expires in 20 days")
     assert "secret_days=20;30:;7:" in secret["perfdata"]
     assert "send_time=" not in secret["perfdata"]  # no mail traffic
+
+    # The 5-minute service of the same app: the chain alone, so the secret alerts once.
+    chain = results["chain"]
+    assert chain["state"] == "OK", chain
+    assert chain["output"].startswith("MAILGW OK - graph 127.0.0.1:"), chain
+    assert "send_time=" in chain["perfdata"] and "secret_days=" not in chain["perfdata"]
 
     expiring = results["certificate"]
     assert expiring["state"] == "WARNING", expiring
@@ -370,7 +378,7 @@ object Host "graph-app" {
     gateway = services["exchange-online!mail gateway app"]
     assert gateway["check_interval"] == 300
     assert gateway["vars"]["mailgw_mode"] == "o365-smtp"
-    assert gateway["vars"].get("mailgw_check") is None
+    assert gateway["vars"]["mailgw_check"] == "chain"  # the days left are the daily's
 
     certificate = services["graph-app!mail gateway credential expiry"]
     assert certificate["vars"]["mailgw_client_certificate"] == "/etc/check_mailgw/graph-app.pem"

@@ -260,6 +260,9 @@ def test_nagios4_accepts_contribs_configuration(workdir: Path) -> None:
     expiry = services["exchange-online!mail gateway credential expiry"]
     assert expiry["check_command"] == "check_mailgw_profile_expiry!exchange"
     assert float(expiry["check_interval"]) == 1440
+    app = services["exchange-online!mail gateway app"]  # its days left are the daily's
+    assert app["check_command"] == "check_mailgw_profile_chain!exchange"
+    assert float(app["check_interval"]) == 5
 
     gateway = precached(workdir, "host")["smtp.example.com"]
     # The template's defaults, and the host's own values.
@@ -298,12 +301,16 @@ def test_nagios4_runs_contribs_commands_against_the_sandbox(
             "app", "credential expiry", use="mailgw-credential-expiry",
             check_command=f"check_mailgw_app_expiry!{app.tenant_id}!{app.client_id}!"
             f"{app_options}"),
+        checked_service(
+            "app", "chain", use="mailgw-app",
+            check_command=f"check_mailgw_app!graph!{app.tenant_id}!{app.client_id}!"
+            f"--from {SANDBOX_USER} {app_options}"),
     ])
     config = write_config(workdir, objects)
     verify(config)
     wanted = {"healthy!submission", "healthy!smtp arguments", "implicit!submission",
               "broken!submission", "expiring!submission", "expiring!certificate",
-              "app!credential expiry"}
+              "app!credential expiry", "app!chain"}
     results = run_nagios(workdir, config, wanted)
 
     for name, port, security in (("healthy!submission", healthy.port, "STARTTLS"),
@@ -338,6 +345,11 @@ def test_nagios4_runs_contribs_commands_against_the_sandbox(
     assert secret["state"] == "WARNING", secret
     assert secret["output"].startswith("MAILGW WARNING - client secret expires in 20 days")
     assert "secret_days=20;30:;7:" in secret["perfdata"]
+    # The same app every 5 minutes: the chain alone, so the ending secret alerts once.
+    chain = results["app!chain"]
+    assert chain["state"] == "OK", chain
+    assert chain["output"].startswith("MAILGW OK - graph 127.0.0.1:"), chain
+    assert "secret_days=" not in chain["perfdata"]
 
     for result in results.values():
         assert SANDBOX_PASSWORD not in str(result)
