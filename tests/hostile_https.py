@@ -306,6 +306,7 @@ BEHAVIOURS: dict[str, Behaviour] = {
     "token-html": on_token(html_page),
     "graph-redirect": on_send_mail(redirect_to_other),
     "graph-50mb": on_send_mail(large_body),
+    "graph-gzip": on_send_mail(gzip_bomb),
     "graph-forged-line": on_send_mail(graph_message(
         "Access is denied.\nMAILGW OK - graph: all fine\x1b[31m\x07")),
     "graph-denied": on_send_mail(DENIED),

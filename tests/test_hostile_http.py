@@ -174,12 +174,17 @@ def test_an_oversized_or_compressed_answer_is_critical_within_a_bounded_size(
     assert_clean(run)
 
 
-def test_an_oversized_graph_answer_is_critical_too(ca, files) -> None:
-    with hostile_server(ca, "graph-50mb") as server:
+@pytest.mark.parametrize(("behaviour", "words"), [
+    ("graph-50mb", "Graph's answer exceeds 4 MiB"),
+    ("graph-gzip", "Graph's answer came compressed (gzip) though asked for none: refused"),
+])
+def test_an_oversized_or_compressed_graph_answer_is_critical_too(behaviour, words, ca,
+                                                                  files) -> None:
+    with hostile_server(ca, behaviour) as server:
         run, peak = peak_memory(args(server, files, "graph", "--secret-expires", "2030-01-01"))
     assert run.exit_code == CRITICAL, run.stdout
     assert "send on 127.0.0.1:" in run.first_line
-    assert "Graph's answer exceeds 4 MiB" in run.first_line
+    assert words in run.first_line, run.first_line
     assert peak < MEMORY_CAP_KIB, f"peak RSS {peak} KiB"
 
 

@@ -128,7 +128,7 @@ CASES = [
          r"^MAILGW WARNING - send on .*: Graph is throttling this app: 429 ApplicationThrottled"
          r".*retry after 10s", r"fix: Graph limits an app to 4 concurrent requests", GRAPH),
     Case("crit-graph-unavailable", "graph", "graph-unavailable", CRITICAL,
-         r"Graph server error \(retry after \d+s\): 503", r"fix: Microsoft Graph has a problem",
+         r"Graph server error: 503 .*; retry after \d+s", r"fix: Microsoft Graph has a problem",
          GRAPH),
     Case("crit-graph-not-json", "graph", "graph-not-json", CRITICAL,
          r"Graph did not answer with JSON: HTTP 502 text/html", r"fix: something else answers",

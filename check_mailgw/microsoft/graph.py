@@ -109,6 +109,11 @@ class GraphConnection:
             if response.status in REDIRECTS:
                 raise GraphAnswerRefused(redirected(response.status,
                                                     response.getheader("Location", "")))
+            encoding = (response.getheader("Content-Encoding") or "identity").strip().lower()
+            if encoding not in ("", "identity"):
+                raise GraphAnswerRefused(Diagnosis(
+                    State.CRITICAL, f"Graph's answer came compressed ({encoding[:40]}) though "
+                    "asked for none: refused", f"HTTP {response.status}", fix=IMPOSTOR_FIX))
             data = self.read_body(response, waiting_for)
         except TimeoutError:
             raise DeadlineExceeded(waiting_for) from None
@@ -167,7 +172,7 @@ def probe_accepted(answer: GraphAnswer) -> bool:
 def diagnose(answer: GraphAnswer) -> Diagnosis:
     """A sendMail refusal in plain words."""
     retry = retry_after(answer.headers.get("retry-after"))
-    wait = f" ({retry})" if retry else ""
+    wait = f"; {retry}" if retry else ""
     if not answer.is_json:
         return Diagnosis(
             State.CRITICAL, "Graph did not answer with JSON",
@@ -180,7 +185,7 @@ def diagnose(answer: GraphAnswer) -> Diagnosis:
         return Diagnosis(State.WARNING, "Graph is throttling this app", answer.words() + wait,
                          fix=known.fix if known else "retry later; check the check interval")
     if answer.status >= 500:
-        return Diagnosis(State.CRITICAL, f"Graph server error{wait}", answer.words(),
+        return Diagnosis(State.CRITICAL, "Graph server error", answer.words() + wait,
                          fix="Microsoft Graph has a problem of its own: check Microsoft 365 "
                          "service health; quote the request-id in a support case")
     if known:
