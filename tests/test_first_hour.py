@@ -201,5 +201,23 @@ def test_files_go_to_the_user_who_runs_the_checks(open_dir: Path, own_dir: bool)
             assert read.returncode == 0, read.stderr
     finally:
         child.terminate()
-        child.communicate(timeout=60)
+        _, errors = child.communicate(timeout=60)
     assert child.returncode == 0
+    assert errors == b""  # no note: nobody may enter the directory
+
+
+@as_nobody
+def test_a_directory_the_user_cannot_enter_is_noted(open_dir: Path) -> None:
+    closed = open_dir / "closed"
+    closed.mkdir(mode=0o700)
+    child = subprocess.Popen(
+        [str(SANDBOX), "--port-base", "0", "--dir", str(closed / "sandbox"), "--user",
+         "nobody"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert child.stdout is not None
+    try:
+        read_until(child.stdout.fileno(), READY_LINE, timeout=60)
+    finally:
+        child.terminate()
+        _, errors = child.communicate(timeout=60)
+    assert errors == (f"mailgw-sandbox: note: nobody cannot enter {closed / 'sandbox'} or a "
+                      "directory above it: give it the way in, or another --dir\n")

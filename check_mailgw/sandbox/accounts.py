@@ -1,7 +1,9 @@
 """The sandbox's throwaway mail account, and the file that hands its password to the plugin."""
 
+import grp
 import os
 import pwd
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -32,3 +34,22 @@ def hand_over(paths: Iterable[Path], user: str) -> None:
     account = pwd.getpwnam(user)
     for path in paths:
         os.chown(path, account.pw_uid, account.pw_gid)
+
+
+def can_enter(directory: Path, user: str) -> bool:
+    """Whether user may reach files in directory, by the mode bits of it and its parents
+    (root's view: os.access answers for the user running the sandbox)."""
+    account = pwd.getpwnam(user)
+    groups = {account.pw_gid} | {group.gr_gid for group in grp.getgrall()
+                                 if user in group.gr_mem}
+    for path in [directory.resolve(), *directory.resolve().parents]:
+        status = path.stat()
+        if status.st_uid == account.pw_uid:
+            needed = stat.S_IXUSR
+        elif status.st_gid in groups:
+            needed = stat.S_IXGRP
+        else:
+            needed = stat.S_IXOTH
+        if not status.st_mode & needed:
+            return False
+    return True

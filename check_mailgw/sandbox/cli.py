@@ -21,7 +21,12 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from check_mailgw.sandbox.accounts import SANDBOX_USER, hand_over, write_password_file
+from check_mailgw.sandbox.accounts import (
+    SANDBOX_USER,
+    can_enter,
+    hand_over,
+    write_password_file,
+)
 from check_mailgw.sandbox.background import listen_on
 from check_mailgw.sandbox.commands import (
     CA_FILE_NAME,
@@ -245,6 +250,10 @@ def _run(args: argparse.Namespace) -> int:
                     print(f"mailgw-sandbox: --user {args.user}: cannot give it the files: "
                           f"{error}", file=sys.stderr)
                     return ERROR_EXIT
+                if not can_enter(directory, args.user):
+                    print(f"mailgw-sandbox: note: {args.user} cannot enter {directory} or a "
+                          "directory above it: give it the way in, or another --dir",
+                          file=sys.stderr, flush=True)
             print(
                 _banner(args.scenario, directory, temporary, dns, smtp, cloud, commands, expiry,
                         args.user),
