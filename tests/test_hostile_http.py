@@ -276,3 +276,16 @@ def test_o365_smtp_asks_for_its_two_tokens_side_by_side(ca, files) -> None:
             "https://graph.microsoft.com/.default"} <= scopes, scopes
     first, second = sorted(posts, key=lambda seen: seen.started)[:2]
     assert second.started < first.ended, "the second token was asked for after the first"
+
+
+def test_a_secret_expires_date_in_the_past_while_the_secret_works_is_called_out_of_date(
+        ca, files) -> None:
+    with hostile_server(ca) as server:
+        run = run_check(*args(server, files, "graph", "--check", "expiry",
+                              "--secret-expires", "2020-01-01", "-v"))
+    assert run.exit_code == WARNING, run.stdout
+    assert "--secret-expires 2020-01-01 is past, yet the secret signs in: the date given is " \
+        "probably out of date" in run.first_line, run.first_line
+    assert "fix: update --secret-expires" in run.long_output
+    assert "create a new client secret" not in run.stdout
+    assert "secret_days" not in run.perfdata
