@@ -68,10 +68,12 @@ def unknown_arguments(unknown: Sequence[str], known: Sequence[str]) -> str:
 
 
 def closest_option(word: str, known: Sequence[str]) -> str | None:
-    """difflib's close matches, the nearest by typing mistakes: a swapped pair of letters
-    (--form for --from) is one mistake, as is a cut-off end (--password-f); an added end
-    (--helo-name) is two; on a tie, the fewest letters to change."""
-    candidates = difflib.get_close_matches(word, known, n=5, cutoff=0.6)
+    """Of difflib's close matches and the options the word cuts off (--cert), the nearest
+    by typing mistakes: a swapped pair of letters (--form for --from) is one mistake, as is
+    a cut-off end (--password-f); an added end (--helo-name) is two; on a tie, the fewest
+    letters to change."""
+    candidates = [*difflib.get_close_matches(word, known, n=5, cutoff=0.6),
+                  *(name for name in known if name.startswith(word))]
 
     def mistakes(name: str) -> int:
         if name.startswith(word):

@@ -110,7 +110,7 @@ CASES = [
          r"send on .*: sendMail refused \(access denied: the app may not send as this mailbox\):"
          r" 403 ErrorAccessDenied", r"fix: .*Mail\.Send.*RBAC for Applications", GRAPH),
     Case("crit-graph-no-roles", "graph", "graph-no-roles", CRITICAL,
-         r"sendMail refused \(the token carries no permission Graph understands\): "
+         r"sendMail refused \(token has no roles: Mail.Send unconsented, or no RBAC role\): "
          r"401 NoPermissionsInAccessToken", r"fix: .*Mail\.Send", GRAPH),
     Case("crit-graph-access-policy", "graph", "graph-access-policy", CRITICAL,
          r"sendMail refused \(access to the mailbox through Graph is disabled\): 403 "

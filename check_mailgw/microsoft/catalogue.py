@@ -1,7 +1,8 @@
 """The Microsoft error catalogue: what Exchange Online's answers mean and how to fix them.
 
 Sources: Microsoft Learn (SMTP AUTH in Exchange Online, client submission, NDR
-reference) and field reports; see REFERENCE.md in the project's design notes.
+reference, Microsoft Entra authentication and authorization error codes, Microsoft Graph
+error responses) and replies reported in public threads.
 """
 
 from __future__ import annotations
@@ -52,11 +53,9 @@ BASIC_AUTH_RETIRED_FIX = (
 # Ways an app may be granted the right to send: Entra ID API permissions, or Exchange's
 # RBAC for Applications (which puts no role in the token).
 GRAPH_GRANT_WAYS = (
-    "grant it either in Entra ID (API permissions: Microsoft Graph, application permission "
-    "Mail.Send, with admin consent) or in Exchange RBAC for Applications "
-    "(New-ManagementRoleAssignment -Role 'Application Mail.Send' -App <service principal> "
-    "-CustomResourceScope <scope>); changes take 30 minutes to 2 hours, "
-    "Test-ServicePrincipalAuthorization shows what Exchange grants"
+    "grant Mail.Send (Microsoft Graph, application permission) with admin consent, or assign "
+    "the role with Exchange RBAC for Applications; changes take 30 minutes to 2 hours: README, "
+    "Troubleshooting, '403 ErrorAccessDenied: Access is denied'"
 )
 NEW_SECRET = (
     "create a new client secret (Entra ID, App registrations, the app, Certificates & secrets), "
@@ -132,7 +131,8 @@ EXCHANGE_SMTP_REPLIES: dict[str, CatalogueEntry] = {
 }
 
 
-# With OAuth2 (XOAUTH2), the same codes have other causes (REFERENCE.md sections 4 and 9).
+# With OAuth2 (XOAUTH2), the same codes have other causes (Microsoft Learn: Authenticate an
+# IMAP, POP or SMTP connection using OAuth; Exchange's SMTP RBAC onboarding).
 EXCHANGE_OAUTH_REPLIES: dict[str, CatalogueEntry] = {
     "5.7.3": CatalogueEntry(
         "Exchange did not accept the app for this mailbox",
@@ -202,7 +202,7 @@ def exchange_reply(enhanced: str | None, text: str = "", *,
 
 # Entra ID token endpoint errors (client credentials), by AADSTS code. Sources: Microsoft
 # Learn, "Microsoft Entra authentication and authorization error codes"; msal's source for
-# the ValueError at tenant discovery (REFERENCE.md sections 2 and 9).
+# the ValueError at tenant discovery (authority.py).
 TOKEN_ERRORS: dict[int, CatalogueEntry] = {
     7000215: CatalogueEntry(
         "invalid client secret", State.CRITICAL,
@@ -285,8 +285,8 @@ def first_sentence(description: str) -> str:
     return sentence if len(sentence) <= 300 else sentence[:297] + "..."
 
 
-# Microsoft Graph sendMail errors, by error code; the message refines some (REFERENCE.md
-# sections 5 and 9).
+# Microsoft Graph sendMail errors, by error code; the message refines some (Microsoft Learn:
+# user: sendMail, Microsoft Graph error responses and resource types).
 GRAPH_ERRORS: dict[str, CatalogueEntry] = {
     "InvalidAuthenticationToken": CatalogueEntry(
         "Graph did not accept the access token", State.CRITICAL,

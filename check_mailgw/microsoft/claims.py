@@ -11,7 +11,8 @@ from typing import Any
 
 from check_mailgw.microsoft.clouds import CLOUDS
 
-# Audiences each service accepts, in the forms tokens carry them (REFERENCE.md section 9).
+# Audiences each service accepts, in the forms tokens carry them (Microsoft Learn: access
+# token claims reference; Exchange Online's OAuth documentation).
 EXCHANGE_APP_ID = "00000002-0000-0ff1-ce00-000000000000"
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 EXCHANGE_AUDIENCES = frozenset(

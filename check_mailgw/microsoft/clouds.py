@@ -1,9 +1,8 @@
 """Microsoft's clouds: where each one's identity provider, Graph and SMTP submission live.
 
 Sources: Microsoft Learn (national cloud deployments, Exchange Online endpoints); the SMTP
-hosts of usgov and china are seen working in the field, usgov-dod's is unconfirmed (see
-REFERENCE.md sections 7 and 9). Explicit options (--authority, --graph-url, -H, -p) override
-every value here.
+hosts of usgov and china are seen working in the field, usgov-dod's is unconfirmed.
+Explicit options (--authority, --graph-url, -H, -p) override every value here.
 """
 
 from __future__ import annotations

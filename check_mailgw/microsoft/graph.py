@@ -164,7 +164,8 @@ def message(sender: str, recipients: list[str], subject: str, text: str) -> dict
 
 
 def probe_accepted(answer: GraphAnswer) -> bool:
-    """The empty-recipients probe got as far as the recipients (REFERENCE.md sections 5, 9)."""
+    """The empty-recipients probe got as far as the recipients (a message without recipients is
+    answered 400 ErrorInvalidRecipients; Graph has no dry run to ask instead)."""
     return (answer.status == 400 and answer.code == "ErrorInvalidRecipients") or (
         answer.status == 400 and "no recipients" in answer.message.lower())
 

@@ -1,7 +1,7 @@
 """HTTPS for the Microsoft modes: our TLS context, our proxy, every call within the deadline.
 
 requests on its own reads REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE, netrc and the proxy variables
-from the environment, and then ignores verify= (REFERENCE.md section 1). The session built here
+from the environment, and then ignores verify= (requests issue 3829). The session built here
 takes none of that: trust comes from --ca-file (or the system store), the proxy from --proxy or
 proxy_for(), and time from the run's deadline.
 """

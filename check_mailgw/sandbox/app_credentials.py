@@ -1,7 +1,8 @@
 """The sandbox app registration's credentials: its client secrets and certificates.
 
 Made per sandbox run from the scenario and a reference time. Graph lists them
-as applications(appId=...) does (REFERENCE.md sections 6 and 9); the identity
+as applications(appId=...) does (Graph's application, passwordCredential and
+keyCredential resource types); the identity
 provider accepts client assertions signed with a registered certificate's key.
 """
 

@@ -1,6 +1,7 @@
 """Entra ID's error answers, in one place: the sandbox identity provider's table.
 
-Texts follow REFERENCE.md sections 2 and 9 and Microsoft's own wording where
+Texts follow Microsoft Entra authentication and authorization error codes, the
+answers reported in public threads, and Microsoft's own wording where
 it is known; placeholders in braces are filled in per request.
 """
 
@@ -35,7 +36,7 @@ class EntraError:
             text = f"AADSTS{self.code}: {text}"
         body: dict[str, Any] = {
             "error": self.error,
-            # The newer one-line form of the trailer (REFERENCE.md section 9).
+            # The newer one-line form of the trailer, as recent answers carry it.
             "error_description": f"{text} Trace ID: {trace_id} "
             f"Correlation ID: {correlation_id} Timestamp: {timestamp}",
         }

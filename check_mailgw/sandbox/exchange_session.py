@@ -1,6 +1,7 @@
 """Exchange Online's SMTP submission dialect: AUTH XOAUTH2 with the tenant's tokens.
 
-The session speaks like smtp.office365.com (REFERENCE.md sections 4 and 9):
+The session speaks like smtp.office365.com (Microsoft Learn, "Authenticate an IMAP,
+POP or SMTP connection using OAuth", and replies reported in public threads):
 STARTTLS first, then AUTH LOGIN or XOAUTH2; any sender passes MAIL FROM, and
 send-as rights are checked only at the end of DATA.
 """

