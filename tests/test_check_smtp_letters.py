@@ -191,3 +191,21 @@ def test_a_translated_check_smtp_line_runs(smtp_server, ca_file: Path) -> None:
     assert f"AUTH LOGIN as {SANDBOX_USER}" in result.first_line, result.stdout
     assert SANDBOX_PASSWORD not in result.stdout
     assert re.search(r"^note: -q/--ignore-quit-failure: ", result.long_output, re.M)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("--start",), r"^unknown option --start: did you mean --starttls\?$"),
+    (("--use-ipv",), r"^unrecognized arguments: --use-ipv "),
+    (("--cert", "30"), r"^unknown option --cert: did you mean --certificate-days\?$"),
+])
+def test_check_smtp_spellings_are_taken_whole(args: tuple[str, ...], message: str) -> None:
+    """No option is abbreviated, check_smtp's spellings included; letters still group."""
+    result = run_check(*HOST, "-f", "a@b.test", *args)
+    assert result.exit_code == 3, result.stdout
+    assert re.search(message, result.stdout.splitlines()[-1].removeprefix("MAILGW UNKNOWN - ")), \
+        result.stdout
+
+
+def test_check_smtp_letters_group_without_abbreviations() -> None:
+    s = settings("-S", "-vvv", "--certificate", "21,7", "--use-ipv4")
+    assert (s.verbosity, s.address_family, s.certificate_days) == (3, 4, (21, 7))
