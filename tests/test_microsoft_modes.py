@@ -163,10 +163,10 @@ CASES = [
          r"\(mailbox logon failure\)\): 430 4\.2\.0", r"fix: the app lacks FullAccess",
          SMTP | perf("send_time"), ("--send-to", "ops@sandbox.test")),
     Case("crit-send-as-denied", "o365-smtp", "send-as-denied", CRITICAL,
-         r"test message refused \(the app may not send as this sender\): 554 5\.2\.252",
+         r"test message refused \(the app may not send from this mailbox\): 554 5\.2\.252",
          r"fix: From must be the mailbox", SMTP, ("--send-to", "ops@sandbox.test")),
     Case("crit-send-as-denied-5760", "o365-smtp", "send-as-denied-5760", CRITICAL,
-         r"test message refused \(the app may not send as this sender\): 550 5\.7\.60",
+         r"test message refused \(the app may not send from this mailbox\): 550 5\.7\.60",
          r"fix: From must be the mailbox", SMTP, ("--send-to", "ops@sandbox.test")),
     Case("crit-tls-too-old", "o365-smtp", "tls-too-old", CRITICAL,
          r"\(Exchange refuses TLS 1\.0 and 1\.1\): 421 4\.7\.66", r"fix: this client connected "

@@ -79,6 +79,36 @@ def test_first_line_fits_a_phone_and_keeps_the_code(mode, scenario, send, smtp_s
     result = run_check(*args, *sending, "-t", "2", "-v")
     assert result.exit_code in (OK, WARNING, CRITICAL, UNKNOWN)
     assert_first_line_fits(result)
+    assert_fix_lines_read_well(result)
+
+
+FIX_LIMIT = 300
+IDS = re.compile(r"\b(?:trace_id|correlation_id|request_id|client_request_id|server_id)=")
+
+
+def nested_brackets(text: str) -> bool:
+    depth = 0
+    for character in text:
+        depth += character == "("
+        if depth > 1:
+            return True
+        depth -= character == ")" and depth > 0
+    return False
+
+
+def assert_fix_lines_read_well(result: CheckRun) -> None:
+    """A fix fits a screen, nests no brackets, shows the ids it promises, and never tells an
+    address that it may not send as itself."""
+    for line in result.long_output.splitlines():
+        fix = line.strip().removeprefix("fix: ") if line.strip().startswith("fix: ") else None
+        if fix is None:
+            continue
+        assert len(fix) <= FIX_LIMIT, f"{len(fix)} characters: {fix}"
+        assert not nested_brackets(fix), fix
+        if "ids below" in fix or "the ids" in fix:
+            assert IDS.search(result.long_output), f"no ids for: {fix}\n{result.stdout}"
+        for match in re.finditer(r"(\S+@\S+) (?:is )?not allowed to send as (\S+@\S+)", fix):
+            assert match.group(1) != match.group(2).rstrip(".,;:)"), match.group()
 
 
 def test_the_longest_exchange_reply_keeps_its_code_and_the_long_output_has_it_all(

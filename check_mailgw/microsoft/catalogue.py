@@ -149,12 +149,14 @@ EXCHANGE_OAUTH_REPLIES: dict[str, CatalogueEntry] = {
         "-AccessRights FullAccess, then wait; with RBAC for Applications check the role "
         "assignment's scope (Test-ServicePrincipalAuthorization)",
     ),
+    # The check signs in as the From mailbox (user= is --from), so this is never another
+    # mailbox's Send As: the app's right on its own mailbox is missing.
     "5.7.60": CatalogueEntry(
-        "the app may not send as this sender",
+        "the app may not send from this mailbox",
         State.CRITICAL,
-        "From must be the mailbox the app signs in as (user=), or that mailbox needs Send As "
-        "on the From address (Add-RecipientPermission <from> -AccessRights SendAs -Trustee "
-        "<mailbox>)",
+        "Exchange checks the app's right at the end of DATA: give it FullAccess on the From "
+        "mailbox, or a role assignment with Exchange RBAC for Applications that covers it: "
+        "README, Troubleshooting, '535 5.7.3 Authentication unsuccessful (o365-smtp)'",
     ),
 }
 EXCHANGE_OAUTH_REPLIES["5.2.252"] = EXCHANGE_OAUTH_REPLIES["5.7.60"]

@@ -236,7 +236,8 @@ class TokenSource:
         except UntrustedAnswer as refused:
             raise StepFailed(untrusted(refused)) from None
         except msal.exceptions.MsalServiceError:
-            raise StepFailed(server_error(http.last_response, "the token request")) from None
+            raise StepFailed(server_error(http.last_response, "the token request"),
+                             trace_facts(json_body(http.last_response))) from None
         except ValueError:
             raise StepFailed(not_json(http.last_response, "the token endpoint")) from None
         except requests.RequestException as error:
@@ -273,7 +274,8 @@ class TokenSource:
         except ValueError as error:  # tenant discovery answered 4xx, or not JSON
             raise StepFailed(discovery_failure(http.last_response, error, authority)) from None
         except msal.exceptions.MsalServiceError:
-            raise StepFailed(server_error(http.last_response, "tenant discovery")) from None
+            raise StepFailed(server_error(http.last_response, "tenant discovery"),
+                             trace_facts(json_body(http.last_response))) from None
         except requests.RequestException as error:
             raise StepFailed(transport_failure(error, self.host, self.proxy)) from None
         except (KeyError, TypeError, AttributeError) as error:
@@ -432,7 +434,8 @@ def server_error(response: requests.Response | None, what: str) -> Diagnosis:
         (f": {words}" if words else "")
     return Diagnosis(State.CRITICAL, f"identity provider error during {what}", reply,
                      fix="Entra ID has a problem of its own: check Microsoft 365 service health; "
-                     "if it lasts, open a support case with the ids below")
+                     "if it lasts, open a support case" +
+                     (" with the ids below" if trace_facts(body) else ""))
 
 
 def not_json(response: requests.Response | None, what: str) -> Diagnosis:
