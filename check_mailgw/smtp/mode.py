@@ -315,6 +315,14 @@ class SmtpProbe:
             self.reach.sock.close()
 
 
+def oversized(problem: str, start: str, what: str) -> StepFailed:
+    """A reply past what any SMTP server sends: broken, whoever sent it."""
+    return StepFailed(Diagnosis(
+        State.CRITICAL, problem, start,
+        fix=f"no SMTP server sends {what} that long: the server, or a proxy or filter in front "
+        "of it, is broken; check its logs and what answers on this port"))
+
+
 def speaks_smtp(run: Callable[[], Passed]) -> Callable[[], Passed]:
     """Turns a peer that hangs up or talks nonsense into a diagnosis of the step it hit."""
 
@@ -329,26 +337,14 @@ def speaks_smtp(run: Callable[[], Passed]) -> Callable[[], Passed]:
                 "or a policy that disconnects this client)",
             )) from None
         except ReplyDidNotEnd as endless:
-            raise StepFailed(Diagnosis(
-                State.CRITICAL, f"{endless.waiting_for} did not end after {endless.lines} lines",
-                endless.start,
-                fix="no SMTP server sends a reply that long: the server, or a proxy or filter "
-                "in front of it, is broken; check its logs and what answers on this port",
-            )) from None
+            raise oversized(f"{endless.waiting_for} did not end after {endless.lines} lines",
+                            endless.start, "a reply") from None
         except LineTooLong as long:
-            raise StepFailed(Diagnosis(
-                State.CRITICAL, f"{long.waiting_for} has a line longer than {MAX_LINE} bytes",
-                long.start,
-                fix="no SMTP server sends lines that long: the server, or a proxy or filter "
-                "in front of it, is broken; check its logs and what answers on this port",
-            )) from None
+            raise oversized(f"{long.waiting_for} has a line longer than {MAX_LINE} bytes",
+                            long.start, "lines") from None
         except ReplyTooLong as long:
-            raise StepFailed(Diagnosis(
-                State.CRITICAL, f"{long.waiting_for} is longer than {MAX_REPLY} bytes",
-                long.start,
-                fix="no SMTP server sends replies that long: the server, or a proxy or filter "
-                "in front of it, is broken; check its logs and what answers on this port",
-            )) from None
+            raise oversized(f"{long.waiting_for} is longer than {MAX_REPLY} bytes", long.start,
+                            "replies") from None
         except TlsBroken as broken:
             raise StepFailed(tls_broken(broken.error, f"while waiting for {broken.waiting_for}"))\
                 from None
