@@ -137,7 +137,7 @@ def test_forbidden_lookup_says_which_permission(mode, m365, ca_file, client_secr
                      r"Authorization_RequestDenied", result.first_line)
     assert "403 Authorization_RequestDenied: Insufficient privileges" in result.long_output
     assert "Application.Read.All" in result.long_output
-    assert "Application.ReadWrite.OwnedBy" in result.long_output
+    assert "README, Credential expiry" in result.long_output  # where OwnedBy is explained
     assert "--secret-expires YYYY-MM-DD" in result.long_output
     assert "request_id=" in expiry_line(result)
     assert "secret_days" not in result.perfdata

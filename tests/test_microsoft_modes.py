@@ -128,7 +128,7 @@ CASES = [
          r"^MAILGW WARNING - send on .*: Graph is throttling this app: 429 ApplicationThrottled"
          r".*retry after 10s", r"fix: Graph limits an app to 4 concurrent requests", GRAPH),
     Case("crit-graph-unavailable", "graph", "graph-unavailable", CRITICAL,
-         r"Graph server error: 503 .*; retry after \d+s", r"fix: Microsoft Graph has a problem",
+         r"Graph server error: 503 \w+; retry after \d+s: ", r"fix: Microsoft Graph has a problem",
          GRAPH),
     Case("crit-graph-not-json", "graph", "graph-not-json", CRITICAL,
          r"Graph did not answer with JSON: HTTP 502 text/html", r"fix: something else answers",
@@ -164,10 +164,12 @@ CASES = [
          SMTP | perf("send_time"), ("--send-to", "ops@sandbox.test")),
     Case("crit-send-as-denied", "o365-smtp", "send-as-denied", CRITICAL,
          r"test message refused \(the app may not send from this mailbox\): 554 5\.2\.252",
-         r"fix: From must be the mailbox", SMTP, ("--send-to", "ops@sandbox.test")),
+         r"fix: Exchange checks the app's right at the end of DATA", SMTP,
+         ("--send-to", "ops@sandbox.test")),
     Case("crit-send-as-denied-5760", "o365-smtp", "send-as-denied-5760", CRITICAL,
          r"test message refused \(the app may not send from this mailbox\): 550 5\.7\.60",
-         r"fix: From must be the mailbox", SMTP, ("--send-to", "ops@sandbox.test")),
+         r"fix: Exchange checks the app's right at the end of DATA", SMTP,
+         ("--send-to", "ops@sandbox.test")),
     Case("crit-tls-too-old", "o365-smtp", "tls-too-old", CRITICAL,
          r"\(Exchange refuses TLS 1\.0 and 1\.1\): 421 4\.7\.66", r"fix: this client connected "
          r"with TLS below 1\.2"),

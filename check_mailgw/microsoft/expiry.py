@@ -45,15 +45,13 @@ SECONDS_PER_DAY = 86400
 ENDS_FORMAT = "%Y-%m-%d %H:%M UTC"
 
 READ_PERMISSION = (
-    "grant the app the Microsoft Graph application permission Application.Read.All (API "
-    "permissions, Add a permission, Microsoft Graph, Application permissions, then Grant admin "
-    "consent), or Application.ReadWrite.OwnedBy with the app's service principal made owner "
-    "of its own app registration"
+    "grant the app Application.Read.All (Microsoft Graph, application permission) with admin "
+    "consent: README, Credential expiry"
 )
 GRAPH_IMPOSTOR_FIX = ("something else answers in Graph's place (a proxy, a captive portal, a "
                       "wrong --graph-url): check --graph-url, --cloud and the proxy")
-SECRET_DATE = "give the secret's end date with --secret-expires YYYY-MM-DD (Certificates & " \
-    "secrets shows it) to skip the lookup"
+SECRET_DATE = "give --secret-expires YYYY-MM-DD, the end date Certificates & secrets shows, " \
+    "to skip the lookup"
 
 
 @dataclass(frozen=True)

@@ -77,8 +77,12 @@ class GraphAnswer:
                "date": inner.get("date")}
         return {key: str(value) for key, value in ids.items() if value}
 
-    def words(self) -> str:
-        return f"{self.status} {self.code}: {self.message}" if self.code else str(self.status)
+    def words(self, retry: str | None = None) -> str:
+        """Status, code, how long to wait, then the message: codes first, as the first line
+        keeps them when it must be shortened."""
+        head = f"{self.status} {self.code}" if self.code else str(self.status)
+        head += f"; {retry}" if retry else ""
+        return f"{head}: {self.message}" if self.code else head
 
 
 class OverTls(http.client.HTTPConnection):
@@ -173,7 +177,7 @@ def probe_accepted(answer: GraphAnswer) -> bool:
 def diagnose(answer: GraphAnswer) -> Diagnosis:
     """A sendMail refusal in plain words."""
     retry = retry_after(answer.headers.get("retry-after"))
-    wait = f"; {retry}" if retry else ""
+
     if not answer.is_json:
         return Diagnosis(
             State.CRITICAL, "Graph did not answer with JSON",
@@ -183,10 +187,10 @@ def diagnose(answer: GraphAnswer) -> Diagnosis:
         )
     known = graph_error(answer.code, answer.message)
     if answer.status == THROTTLED:
-        return Diagnosis(State.WARNING, "Graph is throttling this app", answer.words() + wait,
+        return Diagnosis(State.WARNING, "Graph is throttling this app", answer.words(retry),
                          fix=known.fix if known else "retry later; check the check interval")
     if answer.status >= 500:
-        return Diagnosis(State.CRITICAL, "Graph server error", answer.words() + wait,
+        return Diagnosis(State.CRITICAL, "Graph server error", answer.words(retry),
                          fix="Microsoft Graph has a problem of its own: check Microsoft 365 "
                          "service health; quote the request-id in a support case")
     if known:
