@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import difflib
 import functools
 import math
 import os
@@ -72,6 +71,8 @@ def closest_option(word: str, known: Sequence[str]) -> str | None:
     by typing mistakes: a swapped pair of letters (--form for --from) is one mistake, as is
     a cut-off end (--password-f); an added end (--helo-name) is two; on a tie, the fewest
     letters to change."""
+    import difflib  # only a misspelt option pays for it
+
     candidates = [*difflib.get_close_matches(word, known, n=5, cutoff=0.6),
                   *(name for name in known if name.startswith(word))]
 
