@@ -386,12 +386,8 @@ def parse_settings(argv: Sequence[str] | None) -> Settings:
     import dataclasses
 
     from check_mailgw.secret import loose_permissions
-    from check_mailgw.settings import (
-        DEFAULT_TIMEOUT,
-        check_timeout,
-        one_line,
-        refuse_control_characters,
-    )
+    from check_mailgw.settings import DEFAULT_TIMEOUT, check_timeout, refuse_control_characters
+    from check_mailgw.text import one_line
 
     old_spellings = {"-to": "-t", "-wt": "-w", "-ct": "-c"}  # check_smtp still takes them
     arguments = [old_spellings.get(a, a) for a in (sys.argv[1:] if argv is None else argv)]

@@ -21,7 +21,8 @@ from nagiosplugin import Context, Metric, Performance, Range, Result, ScalarCont
 
 from check_mailgw import __version__
 from check_mailgw.outcome import Diagnosis, Report, State, StepOutcome
-from check_mailgw.settings import Settings, one_line
+from check_mailgw.settings import Settings
+from check_mailgw.text import one_line
 
 NAGIOS_STATES = {
     State.OK: nagiosplugin.Ok,

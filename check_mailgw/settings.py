@@ -16,6 +16,7 @@ from nagiosplugin import Range
 from check_mailgw.errors import SettingsError
 from check_mailgw.microsoft.clouds import CLOUDS, EXCHANGE_SMTP_PORT
 from check_mailgw.modes import MODES
+from check_mailgw.net.resolve import is_ip_literal
 from check_mailgw.outcome import State
 from check_mailgw.secret import (
     SECRET_FILE_LIMIT,
@@ -24,6 +25,7 @@ from check_mailgw.secret import (
     loose_permissions,
     read_bounded,
 )
+from check_mailgw.text import escaped, is_control_character, one_line
 
 if TYPE_CHECKING:
     import datetime
@@ -199,27 +201,6 @@ def option_name(key: str) -> str:
     return OPTION_NAMES.get(key, f"--{key.replace('_', '-')}")
 
 
-def is_control_character(character: str) -> bool:
-    """C0, DEL and C1 controls, format characters (bidi overrides, zero width), the Unicode
-    line and paragraph separators: whatever can split or disguise a line; and the stand-ins
-    for bytes that were not UTF-8 (surrogates), which no output or wire can carry."""
-    code = ord(character)
-    if code < 0x80:  # ASCII, nearly every value: no need for the Unicode database
-        return code < 0x20 or code == 0x7F
-    import unicodedata
-
-    return unicodedata.category(character) in ("Cc", "Cf", "Zl", "Zp", "Cs")
-
-
-def escaped(character: str) -> str:
-    return repr(character)[1:-1]
-
-
-def one_line(text: str) -> str:
-    """The text with its control characters escaped (\\r\\n), so it stays on one line."""
-    return "".join(escaped(c) if is_control_character(c) else c for c in text)
-
-
 def refuse_control_characters(value: Any, option: str) -> None:
     """A value that reaches the output or the wire must not carry a line break or the like."""
     texts = [value] if isinstance(value, str) else \
@@ -237,14 +218,6 @@ def refuse_control_characters_in(values: Mapping[str, Any],
     for key, value in values.items():
         if key not in FREE_TEXT_KEYS:
             refuse_control_characters(value, name(key))
-
-
-def is_ip_literal(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 def check_hostname(value: Any) -> str:

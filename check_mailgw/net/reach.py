@@ -9,9 +9,9 @@ from dataclasses import dataclass
 
 from check_mailgw.deadline import Deadline
 from check_mailgw.net.connect import connect, endpoint
+from check_mailgw.net.resolve import is_ip_literal
 from check_mailgw.net.tls import describe, handshake
 from check_mailgw.outcome import Passed
-from check_mailgw.settings import is_ip_literal
 
 
 @dataclass

@@ -27,6 +27,15 @@ SOCKET_FAMILIES = {0: socket.AF_UNSPEC, 4: socket.AF_INET, 6: socket.AF_INET6}
 SYSTEM_RESOLVER = "system resolver"
 
 
+
+def is_ip_literal(host: str) -> bool:
+    """An address given as such needs no DNS."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
 @dataclass(frozen=True)
 class Resolution:
     """Domain model: the addresses found for a name, and where they came from."""
