@@ -51,6 +51,7 @@ class Seen:
     form: dict[str, str]
     headers: dict[str, str]
     started: float
+    client_port: int = 0  # which connection it came on
     ended: float = 0.0
 
     @property
@@ -99,7 +100,7 @@ class Handler(BaseHTTPRequestHandler):
         form = {key: values[0] for key, values in
                 parse_qs(body.decode("utf-8", "replace")).items()}
         seen = Seen(method, urlsplit(self.path).path, form, dict(self.headers.items()),
-                    time.monotonic())
+                    time.monotonic(), self.client_address[1])
         state = self.server.state
         state.seen.append(seen)
         try:

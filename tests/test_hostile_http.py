@@ -289,3 +289,14 @@ def test_a_secret_expires_date_in_the_past_while_the_secret_works_is_called_out_
     assert "fix: update --secret-expires" in run.long_output
     assert "create a new client secret" not in run.stdout
     assert "secret_days" not in run.perfdata
+
+
+def test_discovery_and_token_share_one_connection(ca, files) -> None:
+    """Answers are read whole, so the connection serves the next request: one TLS handshake
+    to the sign-in host, not one per request (a round trip or two against a distant host)."""
+    with hostile_server(ca) as server:
+        run = token_only(server, files)
+    assert run.exit_code == 0, run.stdout
+    discovery, token = server.requests("GET", "openid-configuration"), server.requests("POST")
+    assert len(discovery) == 1 and len(token) == 1
+    assert discovery[0].client_port == token[0].client_port

@@ -268,8 +268,10 @@ class DeadlineHttpClient:
             try:
                 self.refuse_redirect(response)
                 response._content = self.read_body(response, url, waiting_for)
-            finally:
-                response.close()  # read whole or given up: the connection is done either way
+            except BaseException:
+                response.close()  # given up half-way: the connection cannot serve again
+                raise
+            response.raw.release_conn()  # read whole: the next request to the host reuses it
         except requests.RequestException as error:
             took = time.monotonic() - started
             timed_out = is_timeout(error)
