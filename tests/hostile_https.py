@@ -151,31 +151,19 @@ class Handler(BaseHTTPRequestHandler):
 
 # --- the misbehaviours ---------------------------------------------------------------------------
 
-def on_token(answer: Callable[[Handler, Seen], None]) -> Behaviour:
-    def behaviour(handler: Handler, seen: Seen) -> bool:
-        if not seen.path.endswith("/token"):
-            return False
-        answer(handler, seen)
-        return True
-    return behaviour
+def on(path_end: str) -> Callable[[Callable[[Handler, Seen], None]], Behaviour]:
+    """A misbehaviour for the requests whose path ends so; the others are answered normally."""
+    def misbehaving(answer: Callable[[Handler, Seen], None]) -> Behaviour:
+        def behaviour(handler: Handler, seen: Seen) -> bool:
+            if not seen.path.endswith(path_end):
+                return False
+            answer(handler, seen)
+            return True
+        return behaviour
+    return misbehaving
 
 
-def on_discovery(answer: Callable[[Handler, Seen], None]) -> Behaviour:
-    def behaviour(handler: Handler, seen: Seen) -> bool:
-        if not seen.path.endswith("/openid-configuration"):
-            return False
-        answer(handler, seen)
-        return True
-    return behaviour
-
-
-def on_send_mail(answer: Callable[[Handler, Seen], None]) -> Behaviour:
-    def behaviour(handler: Handler, seen: Seen) -> bool:
-        if not seen.path.endswith("/sendMail"):
-            return False
-        answer(handler, seen)
-        return True
-    return behaviour
+on_token, on_discovery, on_send_mail = on("/token"), on("/openid-configuration"), on("/sendMail")
 
 
 def redirect_to_other(handler: Handler, seen: Seen) -> None:

@@ -24,7 +24,7 @@ import requests
 from check_mailgw.chain import Dialogue, Step
 from check_mailgw.deadline import Deadline
 from check_mailgw.microsoft.clouds import CLOUDS
-from check_mailgw.microsoft.graph import GraphAnswer
+from check_mailgw.microsoft.graph import IMPOSTOR_FIX, GraphAnswer
 from check_mailgw.microsoft.token import TokenSource, transport_failure
 from check_mailgw.net.https import (
     GRAPH_ANSWER_LIMIT,
@@ -48,8 +48,6 @@ READ_PERMISSION = (
     "grant the app Application.Read.All (Microsoft Graph, application permission) with admin "
     "consent: README, Credential expiry"
 )
-GRAPH_IMPOSTOR_FIX = ("something else answers in Graph's place (a proxy, a captive portal, a "
-                      "wrong --graph-url): check --graph-url, --cloud and the proxy")
 SECRET_DATE = "give --secret-expires YYYY-MM-DD, the end date Certificates & secrets shows, " \
     "to skip the lookup"
 
@@ -265,7 +263,7 @@ class CredentialExpiry:
                 "client-request-id": str(uuid.uuid4()), "return-client-request-id": "true"})
         except UntrustedAnswer as refused:
             return Listing([], [], Diagnosis(State.CRITICAL, refused.problem, refused.reply,
-                                             fix=GRAPH_IMPOSTOR_FIX))
+                                             fix=IMPOSTOR_FIX))
         except requests.RequestException as error:
             failed = transport_failure(error, self.host, self.proxy)
             return Listing([], [], Diagnosis(

@@ -16,14 +16,12 @@ from urllib.parse import quote, urlsplit
 
 from check_mailgw.deadline import Deadline, DeadlineExceeded
 from check_mailgw.microsoft.catalogue import graph_error
-from check_mailgw.net.https import retry_after
+from check_mailgw.net.https import GRAPH_ANSWER_LIMIT, REDIRECTS, retry_after, size_words
 from check_mailgw.outcome import Diagnosis, State
 
-MAX_BODY = 4 * 1024 * 1024  # Graph's error bodies are a few hundred bytes
 READ_SIZE = 64 * 1024
 ACCEPTED = 202
 THROTTLED = 429
-REDIRECTS = range(300, 400)
 REFUSED = (401, 403)
 # A token with no roles at all: neither Mail.Send with admin consent nor, as far as the token
 # tells, an Exchange RBAC assignment (whose right is not in the token) lets the app send.
@@ -31,7 +29,7 @@ NO_ROLES_CAUSE = "token has no roles: Mail.Send unconsented, or no RBAC role"
 
 
 class GraphAnswerRefused(Exception):
-    """An answer of Graph's the check will not use: a redirect, or a body past MAX_BODY."""
+    """An answer of Graph's the check will not use: a redirect, compressed, or too large."""
 
     def __init__(self, diagnosis: Diagnosis) -> None:
         super().__init__(diagnosis.headline())
@@ -126,7 +124,7 @@ class GraphConnection:
 
     def read_body(self, response: http.client.HTTPResponse, waiting_for: str) -> bytes:
         """The body in pieces, each read waiting only what is left of the run: a body that
-        trickles in ends at the deadline, one past MAX_BODY is refused."""
+        trickles in ends at the deadline, one past GRAPH_ANSWER_LIMIT is refused."""
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -135,9 +133,9 @@ class GraphConnection:
             if not chunk:
                 return b"".join(chunks)
             size += len(chunk)
-            if size > MAX_BODY:
+            if size > GRAPH_ANSWER_LIMIT:
                 raise GraphAnswerRefused(Diagnosis(
-                    State.CRITICAL, f"Graph's answer exceeds {MAX_BODY // (1024 * 1024)} MiB",
+                    State.CRITICAL, f"Graph's answer exceeds {size_words(GRAPH_ANSWER_LIMIT)}",
                     fix=IMPOSTOR_FIX))
             chunks.append(chunk)
 
