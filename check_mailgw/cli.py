@@ -11,19 +11,14 @@ from collections.abc import Iterable, Sequence
 from typing import NoReturn
 
 from check_mailgw import __version__
+from check_mailgw.credentials import CLIENT_SECRET_ENV, KEY_PASSPHRASE_ENV, PASSWORD_ENV
 from check_mailgw.errors import SettingsError
+from check_mailgw.from_options import build_settings
 from check_mailgw.microsoft.clouds import CLOUDS
 from check_mailgw.modes import MODES, run_mode
 from check_mailgw.secret import RedactingStream, Redactor
-from check_mailgw.settings import (
-    CHECKS,
-    CLIENT_SECRET_ENV,
-    CONFIG_KEYS,
-    KEY_PASSPHRASE_ENV,
-    PASSWORD_ENV,
-    Settings,
-    build_settings,
-)
+from check_mailgw.settings import Settings
+from check_mailgw.validators import CHECKS
 
 UNKNOWN_EXIT = 3
 
@@ -386,8 +381,8 @@ def parse_settings(argv: Sequence[str] | None) -> Settings:
     import dataclasses
 
     from check_mailgw.secret import loose_permissions
-    from check_mailgw.settings import DEFAULT_TIMEOUT, check_timeout, refuse_control_characters
     from check_mailgw.text import one_line
+    from check_mailgw.validators import DEFAULT_TIMEOUT, check_timeout, refuse_control_characters
 
     old_spellings = {"-to": "-t", "-wt": "-w", "-ct": "-c"}  # check_smtp still takes them
     arguments = [old_spellings.get(a, a) for a in (sys.argv[1:] if argv is None else argv)]
@@ -400,7 +395,7 @@ def parse_settings(argv: Sequence[str] | None) -> Settings:
         if profile_name is not None:
             refuse_control_characters(profile_name, "--profile")
         if config:
-            from check_mailgw.config import load_profile
+            from check_mailgw.config import CONFIG_KEYS, load_profile
 
             wait = check_timeout(options["timeout"]) if "timeout" in options else \
                 DEFAULT_TIMEOUT

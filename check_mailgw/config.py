@@ -7,11 +7,23 @@ from typing import Any
 
 from check_mailgw.errors import SettingsError
 from check_mailgw.secret import PIPE_WAIT, read_bounded
-from check_mailgw.settings import FREE_TEXT_KEYS, refuse_control_characters
+from check_mailgw.validators import FREE_TEXT_KEYS, refuse_control_characters
 
 # A file of gateway profiles is a few kilobytes; the cap keeps a wrong file (a log, a
 # 50 MB dump of keys) from costing seconds of parsing outside -t.
 CONFIG_LIMIT = 1024 * 1024
+
+# Names a config profile may set; each matches a long option.
+CONFIG_KEYS = {
+    "mode", "hostname", "port", "tls", "sender", "auth", "username", "password",
+    "password_file", "allow_cleartext_auth", "helo", "address_family", "ca_file", "insecure",
+    "send_to", "timeout", "timeout_state", "warning", "critical", "certificate_days",
+    "dns_server", "tenant_id", "client_id", "client_secret", "client_secret_file", "scope",
+    "cloud", "authority", "graph_url", "proxy", "azure_region", "token_warning",
+    "token_critical", "basic_auth_retirement", "client_certificate", "client_key",
+    "client_key_passphrase_file", "secret_warning", "secret_critical", "secret_expires",
+    "expiry_lookup_denied", "check", "auth_mechanism",
+}
 
 # Config keys as the gateway's settings form names them, onto settings names.
 KEY_ALIASES = {

@@ -12,8 +12,8 @@ from checkrun import run_check
 
 from check_mailgw import __version__
 from check_mailgw.cli import parse_settings
+from check_mailgw.from_options import build_settings
 from check_mailgw.sandbox.accounts import SANDBOX_PASSWORD, SANDBOX_USER
-from check_mailgw.settings import build_settings
 
 BASE = ("-H", "127.0.0.1", "--from", "monitor@sandbox.test")
 

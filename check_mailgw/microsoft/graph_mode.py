@@ -32,7 +32,8 @@ from check_mailgw.net.tls import client_context
 from check_mailgw.net.tunnel import open_tunnel, proxy_endpoint
 from check_mailgw.outcome import Passed, Report, StepFailed
 from check_mailgw.secret import MASK, Redactor
-from check_mailgw.settings import HTTPS_PORT, Settings
+from check_mailgw.settings import Settings
+from check_mailgw.validators import HTTPS_PORT
 
 PROBE_INFERENCE = (
     "Graph answered a message without recipients with 400 ErrorInvalidRecipients: it got as "
