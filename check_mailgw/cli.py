@@ -421,13 +421,15 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
             redactor.add(secret)
         import nagiosplugin
 
-        from check_mailgw.output import build_check, run_json
+        from check_mailgw.nagios_check import build_check
 
         check = build_check(settings, functools.partial(run_mode, settings, redactor),
                             redactor)
         # A watchdog past -t, in case a step ever ignores the deadline.
         watchdog = math.ceil(settings.timeout) + 2
         if settings.output_format == "json":
+            from check_mailgw.json_output import run_json
+
             sys.exit(run_json(check, settings, watchdog, redactor, out))
         nagiosplugin.Runtime().stdout = out
         check.main(verbose=settings.verbosity, timeout=watchdog)
@@ -437,7 +439,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         failure = ("interrupted", "interrupted", None)
     except Exception as error:
         failure = (*describe_crash(error), error)
-    from check_mailgw.output import Failure, write_failure
+    from check_mailgw.failure import Failure, write_failure
 
     write_failure(Failure(*failure), settings, argv, redactor, out)
     sys.exit(UNKNOWN_EXIT)

@@ -7,8 +7,8 @@ import pytest
 from check_mailgw.errors import SettingsError
 from check_mailgw.from_options import build_settings
 from check_mailgw.microsoft.catalogue import is_exchange_online
+from check_mailgw.nagios_check import build_check, step_lines
 from check_mailgw.outcome import Diagnosis, Report, State, StepOutcome
-from check_mailgw.output import build_check, step_lines
 from check_mailgw.secret import Redactor, Secret
 from check_mailgw.smtp.client import Reply
 from check_mailgw.smtp.replies import diagnose
