@@ -1,14 +1,16 @@
 """The token step: an app-only access token from Entra ID through msal, and what a refusal means.
 
 msal does the protocol; this module bounds it by the run's deadline, keeps it to the hosts
-the settings name (no instance discovery elsewhere, no region unless asked, no cache across
-runs), and turns every way it can fail into a diagnosis from the Microsoft catalogue.
+the settings name (no instance discovery elsewhere, no region unless asked, no token kept
+across runs: only the tenant discovery answer, see discovery_cache), and turns every way it
+can fail into a diagnosis from the Microsoft catalogue.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import threading
 from typing import TYPE_CHECKING, Any
@@ -22,6 +24,13 @@ from check_mailgw.deadline import Deadline, DeadlineExceeded
 from check_mailgw.microsoft.catalogue import aadsts_code, first_sentence, token_error
 from check_mailgw.microsoft.claims import SERVICES, Claims, service_of
 from check_mailgw.microsoft.clouds import MICROSOFT_AUTHORITY_HOSTS
+from check_mailgw.microsoft.discovery_cache import (
+    DiscoveryCache,
+    DiscoveryThroughCache,
+    cache_directory,
+    discovery_url,
+    trust_of,
+)
 from check_mailgw.net.https import (
     DeadlineHttpClient,
     UntrustedAnswer,
@@ -98,10 +107,17 @@ class Lane:
     """One msal application and its http client: msal's objects are not shared by threads, so
     a token asked for beside another (o365-smtp's Graph token) gets a lane of its own."""
 
-    def __init__(self, http: DeadlineHttpClient) -> None:
+    def __init__(self, http: DeadlineHttpClient, cache: DiscoveryCache | None) -> None:
         self.http = http
+        # What msal calls: the same client, with the discovery answer kept between runs.
+        self.client: DeadlineHttpClient | DiscoveryThroughCache = \
+            DiscoveryThroughCache(http, cache) if cache else http
         self.app: msal.ConfidentialClientApplication | None = None
         self.lock = threading.Lock()
+
+    @property
+    def discovered_from_cache(self) -> bool:
+        return isinstance(self.client, DiscoveryThroughCache) and self.client.from_cache
 
 
 class TokenSource:
@@ -127,6 +143,25 @@ class TokenSource:
         self._prefetched: dict[tuple[str, ...],
                                tuple[threading.Thread, list[str | BaseException]]] = {}
         self._msal_log = capture_msal_log()
+        self.discovery = self._discovery_cache()
+
+    def _discovery_cache(self) -> DiscoveryCache | None:
+        """Where this run's discovery answer is kept; none under --insecure, whose answers
+        come over unverified TLS."""
+        if self.settings.insecure:
+            return None
+        try:
+            trust = trust_of(self.settings.ca_file)
+        except OSError:
+            return None  # the TLS context has read it; a file gone since then is not worth a note
+        return DiscoveryCache(cache_directory(os.environ),
+                              discovery_url(self.oauth.authority, self.oauth.tenant_id), trust)
+
+    def cache_facts(self) -> dict[str, str]:
+        """Why the discovery cache was passed by, for -v; nothing when it worked or was not
+        asked."""
+        notes = self.discovery.notes if self.discovery else []
+        return {"discovery_cache": "; ".join(notes)} if notes else {}
 
     def step(self, deadline: Deadline, background: bool) -> Step:
         return Step("token", "the access token from Entra ID", lambda: self.acquire(deadline),
@@ -134,14 +169,28 @@ class TokenSource:
 
     def acquire(self, deadline: Deadline) -> Passed:
         """The step: a token, its claims checked against the settings."""
-        self.token = self.token_for(self.oauth.scopes, deadline, self.dialogue)
-        self.claims = Claims.of(self.token)
-        return self._judge()
+        try:
+            self.token = self.token_for(self.oauth.scopes, deadline, self.dialogue)
+            self.claims = Claims.of(self.token)
+            passed = self._judge()
+        except StepFailed as failed:
+            failed.facts.update(self.cache_facts())
+            raise
+        passed.facts.update(self.cache_facts())
+        return passed
 
     def token_for(self, scopes: tuple[str, ...], deadline: Deadline, dialogue: Dialogue,
                   lane: str = "chain") -> str:
         """A token for these scopes from the lane's app object (its cache answers a repeat)."""
         chosen = self._lane(lane, deadline)
+        try:
+            return self._token_of(chosen, scopes, dialogue)
+        except (StepFailed, DeadlineExceeded):
+            if chosen.discovered_from_cache and self.discovery:
+                self.discovery.forget()  # the kept answer may be stale: the next run asks
+            raise
+
+    def _token_of(self, chosen: Lane, scopes: tuple[str, ...], dialogue: Dialogue) -> str:
         with chosen.lock:
             http = chosen.http
             try:
@@ -197,7 +246,7 @@ class TokenSource:
                 https_session(self.tls_context, self.proxy)
             self._lanes[name] = Lane(DeadlineHttpClient(
                 session, deadline, origin=self.oauth.authority, host_words=SIGN_IN_HOST,
-                inspect=self.inspect))
+                inspect=self.inspect), self.discovery)
         return self._lanes[name]
 
     def inspect(self, url: str, response: requests.Response) -> None:
@@ -250,25 +299,16 @@ class TokenSource:
     def _application(self, lane: Lane) -> msal.ConfidentialClientApplication:
         """msal's app object; its constructor asks the authority for the tenant's endpoints."""
         http = lane.http
-        oauth = self.oauth
-        authority = f"{oauth.authority}/{oauth.tenant_id}"
-        credential: str | dict[str, str]
-        if oauth.certificate:
-            credential = oauth.certificate.msal_credential()
-        else:
-            assert oauth.client_secret is not None, "settings give a secret or a certificate"
-            credential = oauth.client_secret.reveal()
+        authority = f"{self.oauth.authority}/{self.oauth.tenant_id}"
         try:
-            lane.app = msal.ConfidentialClientApplication(
-                oauth.client_id,
-                client_credential=credential,
-                authority=authority,
-                http_client=http,
-                # Instance discovery asks login.microsoftonline.com: only for its own hosts.
-                instance_discovery=self.host in MICROSOFT_AUTHORITY_HOSTS,
-                # None would read MSAL_FORCE_REGION from the environment.
-                azure_region=oauth.azure_region or False,
-            )
+            try:
+                lane.app = self._new_application(lane, authority)
+            except (ValueError, KeyError, TypeError, AttributeError) as error:
+                if not lane.discovered_from_cache:
+                    raise
+                assert isinstance(lane.client, DiscoveryThroughCache)
+                lane.client.refused_by_msal(error)  # a kept answer never fails the check
+                lane.app = self._new_application(lane, authority)
         except UntrustedAnswer as refused:
             raise StepFailed(untrusted(refused)) from None
         except ValueError as error:  # tenant discovery answered 4xx, or not JSON
@@ -282,6 +322,25 @@ class TokenSource:
             raise StepFailed(malformed(http.last_response, "the discovery document",
                                        error)) from None
         return lane.app
+
+    def _new_application(self, lane: Lane, authority: str) -> msal.ConfidentialClientApplication:
+        oauth = self.oauth
+        credential: str | dict[str, str]
+        if oauth.certificate:
+            credential = oauth.certificate.msal_credential()
+        else:
+            assert oauth.client_secret is not None, "settings give a secret or a certificate"
+            credential = oauth.client_secret.reveal()
+        return msal.ConfidentialClientApplication(
+            oauth.client_id,
+            client_credential=credential,
+            authority=authority,
+            http_client=lane.client,
+            # Instance discovery asks login.microsoftonline.com: only for its own hosts.
+            instance_discovery=self.host in MICROSOFT_AUTHORITY_HOSTS,
+            # None would read MSAL_FORCE_REGION from the environment.
+            azure_region=oauth.azure_region or False,
+        )
 
     def _judge(self) -> Passed:
         """Tenant and audience must be the configured ones; roles are information only."""
