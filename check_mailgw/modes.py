@@ -23,4 +23,10 @@ MODES = {
 
 def run_mode(settings: Settings, redactor: Redactor) -> Report:
     module = importlib.import_module(MODES[settings.mode])
+    if settings.mode == "smtp":
+        # A password login may reach Exchange Online: its replies' meanings, and the
+        # retirement of basic authentication there. smtp/ itself knows only SMTP.
+        from check_mailgw.microsoft.exchange_smtp import PASSWORD_LOGIN
+
+        return module.run(settings, redactor, PASSWORD_LOGIN)
     return module.run(settings, redactor)

@@ -6,7 +6,7 @@ import pytest
 
 from check_mailgw.errors import SettingsError
 from check_mailgw.from_options import build_settings
-from check_mailgw.microsoft.catalogue import is_exchange_online
+from check_mailgw.microsoft.exchange_smtp import PASSWORD_LOGIN, is_exchange_online
 from check_mailgw.nagios_check import build_check, step_lines
 from check_mailgw.outcome import Diagnosis, Report, State, StepOutcome
 from check_mailgw.secret import Redactor, Secret
@@ -101,8 +101,8 @@ def test_reply_parts():
 
 def test_basic_auth_retirement_points_to_oauth_only_on_exchange():
     r = reply(550, "5.7.30 Basic authentication is not supported for Client Submission.")
-    exchange = diagnose("auth", r, exchange=True)
-    other = diagnose("auth", r, exchange=False)
+    exchange = diagnose("auth", r, PASSWORD_LOGIN.reply_meaning)
+    other = diagnose("auth", r)
     assert exchange.state == other.state == State.CRITICAL
     assert "retiring basic authentication" in (exchange.fix or "")
     assert "--mode o365-smtp" in (exchange.fix or "")
@@ -121,7 +121,7 @@ def test_basic_auth_retirement_points_to_oauth_only_on_exchange():
     ("greeting", 554, "5.3.2 No SMTP service here", State.CRITICAL, "refused the session"),
 ])
 def test_reply_classification(phase, code, text, state, problem):
-    diagnosis = diagnose(phase, reply(code, text), exchange=False)
+    diagnosis = diagnose(phase, reply(code, text))
     assert diagnosis.state == state
     assert problem in diagnosis.problem
     assert diagnosis.reply == f"{code} {text}"
@@ -139,6 +139,15 @@ def test_reply_classification(phase, code, text, state, problem):
 ])
 def test_exchange_online_detection(host, banner, expected):
     assert is_exchange_online(host, banner) is expected
+
+
+def test_every_clouds_smtp_host_is_exchange_online():
+    from check_mailgw.microsoft.clouds import CLOUDS
+
+    for cloud in CLOUDS.values():
+        assert is_exchange_online(cloud.smtp_host), cloud.name
+    assert is_exchange_online("smtp-mail.outlook.com")
+    assert is_exchange_online("smtp-legacy.office365.com")
 
 
 def test_redactor_masks_plain_and_base64_forms():

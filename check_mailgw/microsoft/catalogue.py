@@ -11,28 +11,10 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from check_mailgw.microsoft.clouds import CLOUDS
 from check_mailgw.outcome import State
 
 if TYPE_CHECKING:
     import datetime
-
-# Hosts of Exchange Online client submission, in every cloud.
-EXCHANGE_SMTP_HOSTS = {cloud.smtp_host for cloud in CLOUDS.values()} | {
-    "smtp-mail.outlook.com", "smtp-legacy.office365.com"}
-_EXCHANGE_DOMAINS = (".outlook.com", ".office365.com", ".office365.us", ".outlook.cn")
-# Exchange Online greets with its front end's name; "Microsoft ESMTP MAIL Service" alone is
-# any Exchange, an on-premises one too, where no retirement of passwords applies.
-_EXCHANGE_BANNER = re.compile(r"(outlook\.office365\.(com|us)|\.outlook\.(com|cn))\b",
-                              re.IGNORECASE)
-
-
-def is_exchange_online(hostname: str, banner: str = "") -> bool:
-    """The host name, or the greeting of the server behind it, says Exchange Online."""
-    name = hostname.lower().rstrip(".")
-    return (name in EXCHANGE_SMTP_HOSTS or name.endswith(_EXCHANGE_DOMAINS)
-            or bool(_EXCHANGE_BANNER.search(banner)))
-
 
 @dataclass(frozen=True)
 class CatalogueEntry:

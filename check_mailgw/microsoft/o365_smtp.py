@@ -10,9 +10,10 @@ from __future__ import annotations
 from dataclasses import replace
 
 from check_mailgw.chain import Step
-from check_mailgw.microsoft.catalogue import is_exchange_online
+from check_mailgw.microsoft.exchange_smtp import APP_LOGIN
 from check_mailgw.microsoft.expiry import CredentialExpiry, app_target, expiry_steps
 from check_mailgw.microsoft.token import TokenSource
+from check_mailgw.microsoft.xoauth2 import OAUTH_AUTH_FIX, authenticate_xoauth2
 from check_mailgw.outcome import Diagnosis, Passed, Report, State
 from check_mailgw.secret import Redactor
 from check_mailgw.settings import Settings
@@ -41,17 +42,17 @@ REFUSALS: tuple[Phase, ...] = ("auth", "mail", "rcpt", "data", "message")
 class ExchangeOAuthProbe(SmtpProbe):
     """The smtp chain signing in as an Entra ID app to Exchange Online."""
 
-    oauth_login = True
+    login_fix = OAUTH_AUTH_FIX
 
     def __init__(self, settings: Settings, redactor: Redactor) -> None:
         self.tokens = TokenSource(settings, redactor)  # msal's set-up is local work: first
         self.expiry = CredentialExpiry(settings, self.tokens)
-        super().__init__(settings, redactor)
+        # Exchange Online unless the greeting says another server (Postfix, Dovecot...).
+        super().__init__(settings, redactor, APP_LOGIN)
 
     @property
     def exchange(self) -> bool:
-        """Exchange Online unless the greeting says another server (Postfix, Dovecot...)."""
-        return not self.banner or is_exchange_online(self.settings.hostname, self.banner)
+        return self.vendor is not None
 
     @property
     def target(self) -> str:
@@ -69,7 +70,8 @@ class ExchangeOAuthProbe(SmtpProbe):
 
     def authenticate(self) -> Passed:
         assert self.tokens.token is not None, "auth runs after the token step passed"
-        return self.authenticate_xoauth2(self.settings.sender, self.tokens.token)
+        return authenticate_xoauth2(self._session(), self.settings.sender, self.tokens.token,
+                                    self.redactor, self.diagnose)
 
     def envelope(self) -> Passed:
         passed = super().envelope()

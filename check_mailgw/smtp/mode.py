@@ -7,14 +7,10 @@ import ssl
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Protocol
 
 from check_mailgw.chain import Dialogue, Step, run_chain
 from check_mailgw.deadline import Deadline
-from check_mailgw.microsoft.catalogue import (
-    BASIC_AUTH_RETIRED_FIX,
-    basic_auth_retirement,
-    is_exchange_online,
-)
 from check_mailgw.net.reach import Reach, secure
 from check_mailgw.net.tls import (
     CLIENT_CERTIFICATE_FIX,
@@ -54,14 +50,33 @@ SILENT_GREETING = (
 )
 
 
+class Dialect(Protocol):
+    """A vendor's SMTP server the chain recognises, and what it adds to SMTP's generic
+    meaning of replies (microsoft/exchange_smtp.py is one)."""
+
+    name: str
+
+    def recognises(self, hostname: str, banner: str) -> bool: ...
+
+    def reply_meaning(self, phase: Phase, reply: Reply) -> Diagnosis | None: ...
+
+    def password_login_advisory(self, settings: Settings) -> Diagnosis | None: ...
+
+
 class SmtpProbe:
-    """The state one run of the smtp chain carries from step to step."""
+    """The state one run of the smtp chain carries from step to step.
 
-    oauth_login = False  # XOAUTH2 instead of a password: o365-smtp extends this chain
+    A mode that signs in otherwise than with a password overrides authenticate() and sets
+    login_fix, what to check when the server refuses that login.
+    """
 
-    def __init__(self, settings: Settings, redactor: Redactor) -> None:
+    login_fix: str | None = None
+
+    def __init__(self, settings: Settings, redactor: Redactor,
+                 dialect: Dialect | None = None) -> None:
         self.settings = settings
         self.redactor = redactor
+        self.dialect = dialect
         self.dialogue = Dialogue()
         self.smtp: SmtpConnection | None = None
         self.banner = ""
@@ -74,8 +89,11 @@ class SmtpProbe:
         self.deadline = Deadline(settings.timeout)
 
     @property
-    def exchange(self) -> bool:
-        return is_exchange_online(self.settings.hostname, self.banner)
+    def vendor(self) -> Dialect | None:
+        """The dialect, once the server's name or greeting shows it is that vendor's."""
+        dialect = self.dialect
+        return dialect if dialect and dialect.recognises(self.settings.hostname, self.banner) \
+            else None
 
     @property
     def target(self) -> str:
@@ -125,8 +143,8 @@ class SmtpProbe:
         self._expect(reply, "greeting", READY)
         self._expect(smtp.ehlo(self.settings.helo), "ehlo", COMPLETED)
         facts = {"banner": str(reply)}
-        if self.exchange:
-            facts["server"] = "Exchange Online"
+        if vendor := self.vendor:
+            facts["server"] = vendor.name
         return Passed(facts=facts,
                       details={"extensions": sorted(smtp.capabilities) or "none (HELO)"})
 
@@ -189,40 +207,9 @@ class SmtpProbe:
                              {"mechanism": mechanism, "username": user})
         passed = Passed(f"AUTH {mechanism} as {user}",
                         {"mechanism": mechanism, "username": user}, details={"offered": offered})
-        if self.exchange:
-            countdown = basic_auth_retirement(s.current_time().date())
-            passed.advisory = Diagnosis(s.basic_auth_retirement, countdown,
-                                        fix=BASIC_AUTH_RETIRED_FIX)
+        if vendor := self.vendor:
+            passed.advisory = vendor.password_login_advisory(s)
         return passed
-
-    def authenticate_xoauth2(self, user: str, token: str) -> Passed:
-        """AUTH XOAUTH2 in two steps: a token does not fit SMTP's 512-octet command line."""
-        smtp = self._session()
-        offered = smtp.auth_mechanisms()
-        if "XOAUTH2" not in offered:
-            words = f"AUTH {' '.join(offered)}" if offered else "no AUTH in the EHLO reply"
-            raise StepFailed(Diagnosis(
-                State.CRITICAL, "XOAUTH2 not offered", words,
-                fix="this server does not take OAuth2 tokens: check the Server setting (-H); "
-                "Exchange Online offers XOAUTH2 after STARTTLS on smtp.office365.com:587",
-            ), {"offered": offered})
-        blob = b64(f"user={user}\x01auth=Bearer {token}\x01\x01")
-        self.redactor.add(blob)
-        facts = {"mechanism": "XOAUTH2", "user": user}
-        reply = smtp.command("AUTH XOAUTH2")
-        if reply.code == AUTH_CONTINUE:
-            smtp.send(blob, shown=MASK)
-            reply = smtp.read_reply("the reply to the XOAUTH2 token")
-        if reply.code == AUTH_CONTINUE:
-            # An error challenge (RFC 7628 3.2.3, Google's XOAUTH2 protocol): a JSON status
-            # in base64; an empty line asks for the refusal that ends the exchange.
-            facts["error_status"] = error_status(reply)
-            smtp.send("", shown="(empty line)")
-            reply = smtp.read_reply("the reply to the answer to the error challenge")
-        if reply.code != AUTH_SUCCEEDED:
-            raise StepFailed(self.diagnose("auth", reply), facts)
-        return Passed(f"AUTH XOAUTH2 as {user}", {"mechanism": "XOAUTH2", "user": user},
-                      details={"offered": offered})
 
     def envelope(self) -> Passed:
         """MAIL FROM and RCPT TO answered: proves the route, delivers nothing.
@@ -272,7 +259,8 @@ class SmtpProbe:
         return passed
 
     def diagnose(self, phase: Phase, reply: Reply) -> Diagnosis:
-        return diagnose(phase, reply, exchange=self.exchange, oauth=self.oauth_login)
+        vendor = self.vendor
+        return diagnose(phase, reply, vendor.reply_meaning if vendor else None, self.login_fix)
 
     def _expect(self, reply: Reply, phase: Phase, code: int) -> Reply:
         """The reply if it has the expected code; else the step fails with the server's words."""
@@ -381,20 +369,6 @@ def tls_broken(error: ssl.SSLError, when: str) -> Diagnosis:
     return Diagnosis(State.CRITICAL, f"TLS failed {when}", words, fix=fix)
 
 
-MAX_ERROR_STATUS = 300  # characters of a decoded error challenge shown
-
-
-def error_status(reply: Reply) -> str:
-    """The decoded JSON of an XOAUTH2 error challenge, short; the raw text if not base64."""
-    text = reply.text[:4 * MAX_ERROR_STATUS]
-    try:
-        decoded = base64.b64decode(text + "=" * (-len(text) % 4)).decode("utf-8", "replace")
-    except ValueError:
-        decoded = text
-    decoded = " ".join(decoded.split())
-    return decoded if len(decoded) <= MAX_ERROR_STATUS else decoded[:MAX_ERROR_STATUS] + "..."
-
-
 def asks_for_username(reply: Reply) -> bool:
     try:
         return base64.b64decode(reply.text).lower().startswith(b"user")
@@ -444,5 +418,5 @@ def run_probe(probe: SmtpProbe) -> Report:
         probe.close()
 
 
-def run(settings: Settings, redactor: Redactor) -> Report:
-    return run_probe(SmtpProbe(settings, redactor))
+def run(settings: Settings, redactor: Redactor, dialect: Dialect | None = None) -> Report:
+    return run_probe(SmtpProbe(settings, redactor, dialect))

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
-from check_mailgw.microsoft.catalogue import exchange_reply
 from check_mailgw.outcome import Diagnosis, State
 from check_mailgw.smtp.client import SERVICE_NOT_AVAILABLE, Reply
 
 Phase = Literal["greeting", "ehlo", "starttls", "auth", "mail", "rcpt", "data", "message"]
+# What a vendor's server means by a reply beyond its code (a dialect's reply_meaning): a
+# diagnosis, or None for the code's generic meaning.
+ReplyMeanings = Callable[[Phase, Reply], Diagnosis | None]
 
 TLS_REQUIRED = (530, 538)
 
@@ -41,21 +44,14 @@ FIXES: dict[Phase, str] = {
 }
 
 
-# A server other than Exchange Online that takes OAuth2 tokens (Postfix with Dovecot, a
-# relay in front of a mailbox) judges them by its own settings.
-OAUTH_AUTH_FIX = (
-    "the server refused the app's token: check that it accepts Entra ID tokens of this "
-    "tenant and app for this mailbox (its OAuth2 issuer and audience settings, and the "
-    "OAuth Scope, --scope) and its logs"
-)
+def diagnose(phase: Phase, reply: Reply, vendor: ReplyMeanings | None = None,
+             login_fix: str | None = None) -> Diagnosis:
+    """The vendor's known answers first, then the generic meaning of the code.
 
-
-def diagnose(phase: Phase, reply: Reply, *, exchange: bool, oauth: bool = False) -> Diagnosis:
-    """Exchange Online's known answers first, then the generic meaning of the code."""
-    known = exchange_reply(reply.enhanced, reply.text, oauth=oauth) if exchange else None
-    if known:
-        return Diagnosis(known.state, f"{PROBLEMS[phase]} ({known.meaning})", str(reply),
-                         fix=known.fix)
+    login_fix replaces the password login's fix for a refused AUTH of another kind.
+    """
+    if vendor and (known := vendor(phase, reply)):
+        return known
     if reply.code == SERVICE_NOT_AVAILABLE:
         return Diagnosis(
             State.WARNING, "service not available, the server closes the session", str(reply),
@@ -77,7 +73,7 @@ def diagnose(phase: Phase, reply: Reply, *, exchange: bool, oauth: bool = False)
     if phase == "auth" and reply.code == 534:
         return Diagnosis(State.CRITICAL, f"{PROBLEMS[phase]}: mechanism too weak", str(reply),
                          fix="the server wants a stronger mechanism or TLS first: add --tls")
-    fix = OAUTH_AUTH_FIX if oauth and phase == "auth" else FIXES[phase]
+    fix = login_fix if login_fix and phase == "auth" else FIXES[phase]
     return Diagnosis(State.CRITICAL, PROBLEMS[phase], str(reply), fix=fix)
 
 

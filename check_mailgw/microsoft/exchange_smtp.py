@@ -1,0 +1,65 @@
+"""Exchange Online's SMTP client submission, as a dialect the smtp chain recognises.
+
+What it adds to SMTP: its replies' meanings from the catalogue, and for a password login
+the retirement of basic authentication. The smtp mode takes PASSWORD_LOGIN, o365-smtp
+APP_LOGIN. Only a server recognised as Exchange Online loads the catalogue.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from check_mailgw.outcome import Diagnosis
+
+if TYPE_CHECKING:
+    from check_mailgw.settings import Settings
+    from check_mailgw.smtp.client import Reply
+    from check_mailgw.smtp.replies import Phase
+
+# The domains of Exchange Online's client submission hosts in every cloud (microsoft/clouds.py;
+# a test holds each cloud's smtp_host to them) and of smtp-mail.outlook.com.
+EXCHANGE_DOMAINS = (".outlook.com", ".office365.com", ".office365.us", ".outlook.cn")
+# Exchange Online greets with its front end's name; "Microsoft ESMTP MAIL Service" alone is
+# any Exchange, an on-premises one too, where no retirement of passwords applies.
+_EXCHANGE_BANNER = re.compile(r"(outlook\.office365\.(com|us)|\.outlook\.(com|cn))\b",
+                              re.IGNORECASE)
+
+
+def is_exchange_online(hostname: str, banner: str = "") -> bool:
+    """The host name, or the greeting of the server behind it, says Exchange Online."""
+    name = hostname.lower().rstrip(".")
+    return name.endswith(EXCHANGE_DOMAINS) or bool(_EXCHANGE_BANNER.search(banner))
+
+
+@dataclass(frozen=True)
+class ExchangeOnline:
+    """Server dialect: Exchange Online, signed in to with a password or an app's token."""
+
+    app_login: bool = False  # o365-smtp: AUTH XOAUTH2, whose refusals mean other things
+    name: str = "Exchange Online"
+
+    def recognises(self, hostname: str, banner: str) -> bool:
+        """By name or greeting; an app login assumes it until a greeting names another."""
+        return (self.app_login and not banner) or is_exchange_online(hostname, banner)
+
+    def reply_meaning(self, phase: Phase, reply: Reply) -> Diagnosis | None:
+        from check_mailgw.microsoft.catalogue import exchange_reply
+        from check_mailgw.smtp.replies import PROBLEMS
+
+        known = exchange_reply(reply.enhanced, reply.text, oauth=self.app_login)
+        if known is None:
+            return None
+        return Diagnosis(known.state, f"{PROBLEMS[phase]} ({known.meaning})", str(reply),
+                         fix=known.fix)
+
+    def password_login_advisory(self, settings: Settings) -> Diagnosis:
+        from check_mailgw.microsoft.catalogue import BASIC_AUTH_RETIRED_FIX, basic_auth_retirement
+
+        countdown = basic_auth_retirement(settings.current_time().date())
+        return Diagnosis(settings.basic_auth_retirement, countdown, fix=BASIC_AUTH_RETIRED_FIX)
+
+
+PASSWORD_LOGIN = ExchangeOnline()
+APP_LOGIN = ExchangeOnline(app_login=True)
