@@ -137,7 +137,8 @@ class DiscoveryCache:
         try:
             directory = self._open_directory(create=True)
         except Unusable as reason:
-            self.note(f"not kept: {reason}")
+            if f"not used: {reason}" not in self.notes:  # said once is enough
+                self.note(f"not kept: {reason}")
             return False
         try:
             self._write(directory, entry)
@@ -190,15 +191,20 @@ class DiscoveryCache:
 
     def _make_directory(self) -> None:
         assert self.directory is not None
+        parent = self.directory.parent
         try:
-            # The parents as XDG asks (0700 when made); ours always 0700.
-            os.makedirs(self.directory.parent, mode=0o700, exist_ok=True)
+            os.makedirs(parent, mode=0o700, exist_ok=True)  # 0700 when made, as XDG asks
+        except FileExistsError:
+            raise Unusable(f"{parent} is not a directory") from None
+        except OSError as error:
+            raise Unusable(f"cannot create {error.filename or parent} ({error.strerror})") \
+                from None
+        try:
             os.mkdir(self.directory, 0o700)
         except FileExistsError:
-            pass
+            pass  # checked when opened
         except OSError as error:
-            where = error.filename or self.directory
-            raise Unusable(f"{where} is not writable ({error.strerror})") from None
+            raise Unusable(f"cannot create {self.directory} ({error.strerror})") from None
 
     @staticmethod
     def _check_owner(status: os.stat_result, what: str, mode: int) -> None:
@@ -340,7 +346,7 @@ class DiscoveryThroughCache:
             if check is not None:
                 check(url, response)
         except UntrustedAnswer as refused:
-            self.cache.note(f"entry {self.cache.path} refused: {refused.problem}")
+            self.cache.note(f"entry {self.cache.path} not used: {refused.problem}")
             return None
         self.http.exchanges.append(f"GET {printable_url(url)} -> 200 kept {age_words(age)} "
                                    f"ago in {self.cache.path}")
@@ -351,7 +357,7 @@ class DiscoveryThroughCache:
     def refused_by_msal(self, error: Exception) -> None:
         """msal could not use the kept answer: the run asks the sign-in host instead."""
         reason = f"{type(error).__name__} {str(error)[:80]}".strip()
-        self.cache.note(f"entry {self.cache.path} refused by msal: {reason}")
+        self.cache.note(f"entry {self.cache.path} not used: msal refused it ({reason})")
         self.from_cache, self.bypass = False, True
 
 
