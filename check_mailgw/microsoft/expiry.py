@@ -15,6 +15,7 @@ import datetime
 import json
 import math
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
@@ -278,9 +279,17 @@ class CredentialExpiry:
         return listing_of(answer)
 
 
-def expiry_steps(tokens: TokenSource, expiry: CredentialExpiry, deadline: Deadline) -> list[Step]:
-    """--check expiry: the token, then the expiry; no mail traffic at all."""
-    return [tokens.step(deadline, background=False), expiry.step(deadline, background=False)]
+def app_steps(tokens: TokenSource, expiry: CredentialExpiry, deadline: Deadline, check: str,
+              chain: Callable[[], list[Step]]) -> list[Step]:
+    """An app mode's steps: the token beside its chain and, with --check full, the expiry
+    after the token (--check chain leaves it to a daily service); --check expiry: the token,
+    then the expiry, and no mail traffic at all."""
+    if check == "expiry":
+        return [tokens.step(deadline, background=False), expiry.step(deadline, background=False)]
+    steps = [tokens.step(deadline, background=True), *chain()]
+    if check == "full":
+        steps.append(expiry.step(deadline, background=True))
+    return steps
 
 
 def app_target(settings: Settings) -> str:

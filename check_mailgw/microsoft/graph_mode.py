@@ -11,9 +11,8 @@ import time
 from dataclasses import replace
 from urllib.parse import urlsplit
 
-from check_mailgw.chain import Dialogue, Step, run_chain
-from check_mailgw.deadline import Deadline
-from check_mailgw.microsoft.expiry import CredentialExpiry, app_target, expiry_steps
+from check_mailgw.chain import Step
+from check_mailgw.microsoft.expiry import CredentialExpiry, app_steps, app_target
 from check_mailgw.microsoft.graph import (
     ACCEPTED,
     NO_ROLES_CAUSE,
@@ -27,10 +26,10 @@ from check_mailgw.microsoft.graph import (
 )
 from check_mailgw.microsoft.token import TokenSource
 from check_mailgw.net.https import proxy_for
-from check_mailgw.net.reach import Reach, secure
-from check_mailgw.net.tls import client_context
+from check_mailgw.net.reach import secure
 from check_mailgw.net.tunnel import open_tunnel, proxy_endpoint
 from check_mailgw.outcome import Passed, Report, StepFailed
+from check_mailgw.probe import Probe
 from check_mailgw.secret import MASK, Redactor
 from check_mailgw.settings import Settings
 from check_mailgw.validators import HTTPS_PORT
@@ -42,29 +41,31 @@ PROBE_INFERENCE = (
 )
 
 
-class GraphProbe:
-    """The state one run of the graph chain carries from step to step."""
+class GraphProbe(Probe):
+    """The graph chain: to Graph directly or through a proxy, then sendMail."""
 
     def __init__(self, settings: Settings, redactor: Redactor) -> None:
         assert settings.oauth is not None
-        self.settings = settings
-        self.tokens = TokenSource(settings, redactor)
+        self.tokens = TokenSource(settings, redactor)  # msal's set-up is local work: first
         self.expiry = CredentialExpiry(settings, self.tokens)
         url = urlsplit(settings.oauth.graph_url)
         self.host, self.port = url.hostname or "", url.port or HTTPS_PORT
         self.proxy = proxy_for(settings.oauth.graph_url, settings.oauth.proxy)
-        first_hop = proxy_endpoint(self.proxy) if self.proxy else (self.host, self.port)
-        self.reach = Reach(*first_hop, settings.address_family, settings.dns_server)
-        self.tls_context = client_context(settings.ca_file, settings.insecure)
-        self.dialogue = Dialogue()
+        super().__init__(settings, redactor,
+                         proxy_endpoint(self.proxy) if self.proxy else (self.host, self.port))
         self.graph: GraphConnection | None = None
-        self.deadline = Deadline(settings.timeout)
+
+    @property
+    def target(self) -> str:
+        return app_target(self.settings)
 
     def steps(self) -> list[Step]:
-        if self.settings.check == "expiry":
-            return expiry_steps(self.tokens, self.expiry, self.deadline)
+        return app_steps(self.tokens, self.expiry, self.deadline, self.settings.check,
+                         self.transport_and_send)
+
+    def transport_and_send(self) -> list[Step]:
         hop = f"{self.reach.host}:{self.reach.port}"
-        steps = [self.tokens.step(self.deadline, background=True)]
+        steps = []
         if self.reach.needs_dns:
             steps.append(Step("resolve", f"the DNS answer for {self.reach.host}",
                               lambda: self.reach.resolve(self.deadline)))
@@ -75,8 +76,6 @@ class GraphProbe:
                               self.tunnel))
         steps.append(Step("tls", "the TLS handshake with Graph", self.secure))
         steps.append(Step("send", "Graph's answer to sendMail", self.send, needs=("token",)))
-        if self.settings.check == "full":  # --check chain leaves it to a daily service
-            steps.append(self.expiry.step(self.deadline, background=True))
         return steps
 
     def tunnel(self) -> Passed:
@@ -127,14 +126,9 @@ class GraphProbe:
     def close(self) -> None:
         if self.graph:
             self.graph.close()
-        elif self.reach.sock:
-            self.reach.sock.close()
+        else:
+            super().close()
 
 
 def run(settings: Settings, redactor: Redactor) -> Report:
-    probe = GraphProbe(settings, redactor)
-    try:
-        return run_chain(settings.mode, app_target(settings), probe.steps(), probe.deadline,
-                         probe.dialogue, settings.timeout_state)
-    finally:
-        probe.close()
+    return GraphProbe(settings, redactor).run()

@@ -11,14 +11,14 @@ from dataclasses import replace
 
 from check_mailgw.chain import Step
 from check_mailgw.microsoft.exchange_smtp import APP_LOGIN
-from check_mailgw.microsoft.expiry import CredentialExpiry, app_target, expiry_steps
+from check_mailgw.microsoft.expiry import CredentialExpiry, app_steps, app_target
 from check_mailgw.microsoft.token import TokenSource
 from check_mailgw.microsoft.xoauth2 import OAUTH_AUTH_FIX, authenticate_xoauth2
 from check_mailgw.outcome import Diagnosis, Passed, Report, State
 from check_mailgw.secret import Redactor
 from check_mailgw.settings import Settings
 from check_mailgw.smtp.client import Reply
-from check_mailgw.smtp.mode import SmtpProbe, run_probe
+from check_mailgw.smtp.mode import SmtpProbe
 from check_mailgw.smtp.replies import PROBLEMS, Phase
 
 # Exchange Online answers MAIL FROM for any sender and refuses a foreign one only at the
@@ -59,14 +59,13 @@ class ExchangeOAuthProbe(SmtpProbe):
         return app_target(self.settings)
 
     def steps(self) -> list[Step]:
-        if self.settings.check == "expiry":
-            return expiry_steps(self.tokens, self.expiry, self.deadline)
-        steps = [self.tokens.step(self.deadline, background=True),
-                 *(replace(step, needs=("token",)) if step.name == "auth" else step
-                   for step in super().steps())]
-        if self.settings.check == "full":  # --check chain leaves it to a daily service
-            steps.append(self.expiry.step(self.deadline, background=True))
-        return steps
+        smtp_chain = super().steps
+
+        def chain() -> list[Step]:  # AUTH waits for the token
+            return [replace(step, needs=("token",)) if step.name == "auth" else step
+                    for step in smtp_chain()]
+
+        return app_steps(self.tokens, self.expiry, self.deadline, self.settings.check, chain)
 
     def authenticate(self) -> Passed:
         assert self.tokens.token is not None, "auth runs after the token step passed"
@@ -90,4 +89,4 @@ class ExchangeOAuthProbe(SmtpProbe):
 
 
 def run(settings: Settings, redactor: Redactor) -> Report:
-    return run_probe(ExchangeOAuthProbe(settings, redactor))
+    return ExchangeOAuthProbe(settings, redactor).run()

@@ -9,16 +9,11 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Protocol
 
-from check_mailgw.chain import Dialogue, Step, run_chain
-from check_mailgw.deadline import Deadline
-from check_mailgw.net.reach import Reach, secure
-from check_mailgw.net.tls import (
-    CLIENT_CERTIFICATE_FIX,
-    HANDSHAKE_REASONS,
-    client_context,
-    ssl_reason,
-)
+from check_mailgw.chain import Step
+from check_mailgw.net.reach import secure
+from check_mailgw.net.tls import CLIENT_CERTIFICATE_FIX, HANDSHAKE_REASONS, ssl_reason
 from check_mailgw.outcome import Diagnosis, Passed, Report, State, StepFailed
+from check_mailgw.probe import Probe
 from check_mailgw.secret import MASK, Redactor
 from check_mailgw.settings import Settings
 from check_mailgw.smtp.client import (
@@ -63,8 +58,8 @@ class Dialect(Protocol):
     def password_login_advisory(self, settings: Settings) -> Diagnosis | None: ...
 
 
-class SmtpProbe:
-    """The state one run of the smtp chain carries from step to step.
+class SmtpProbe(Probe):
+    """The smtp chain: the SMTP session from greeting to envelope (or message).
 
     A mode that signs in otherwise than with a password overrides authenticate() and sets
     login_fix, what to check when the server refuses that login.
@@ -74,19 +69,11 @@ class SmtpProbe:
 
     def __init__(self, settings: Settings, redactor: Redactor,
                  dialect: Dialect | None = None) -> None:
-        self.settings = settings
-        self.redactor = redactor
+        super().__init__(settings, redactor, (settings.hostname, settings.port),
+                         tls=settings.tls != "none")
         self.dialect = dialect
-        self.dialogue = Dialogue()
         self.smtp: SmtpConnection | None = None
         self.banner = ""
-        # Local preparations come before the clock starts, so that step times are the
-        # network's: loading the CA store, and with --dns-server dnspython's import.
-        self.reach = Reach(settings.hostname, settings.port, settings.address_family,
-                           settings.dns_server)
-        self.tls_context = client_context(settings.ca_file, settings.insecure) \
-            if settings.tls != "none" else None
-        self.deadline = Deadline(settings.timeout)
 
     @property
     def vendor(self) -> Dialect | None:
@@ -94,11 +81,6 @@ class SmtpProbe:
         dialect = self.dialect
         return dialect if dialect and dialect.recognises(self.settings.hostname, self.banner) \
             else None
-
-    @property
-    def target(self) -> str:
-        """What the first line names."""
-        return self.settings.target
 
     def steps(self) -> list[Step]:
         s = self.settings
@@ -299,8 +281,8 @@ class SmtpProbe:
     def close(self) -> None:
         if self.smtp:
             self.smtp.quit()
-        elif self.reach.sock:
-            self.reach.sock.close()
+        else:
+            super().close()
 
 
 def oversized(problem: str, start: str, what: str) -> StepFailed:
@@ -409,14 +391,5 @@ def monitoring_message(sender: str, recipient: str, helo: str) -> tuple[bytes, s
     return wire.rstrip(b"\r\n") + b"\r\n.\r\n", message_id
 
 
-def run_probe(probe: SmtpProbe) -> Report:
-    s = probe.settings
-    try:
-        return run_chain(s.mode, probe.target, probe.steps(), probe.deadline, probe.dialogue,
-                         s.timeout_state)
-    finally:
-        probe.close()
-
-
 def run(settings: Settings, redactor: Redactor, dialect: Dialect | None = None) -> Report:
-    return run_probe(SmtpProbe(settings, redactor, dialect))
+    return SmtpProbe(settings, redactor, dialect).run()
