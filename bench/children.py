@@ -63,6 +63,17 @@ def run_child(argv: list[str], what: str, environment: dict[str, str]) -> Sample
     return Sample(cpu, wall, done.stdout)
 
 
+def imported_modules(argv: list[str], environment: dict[str, str]) -> int:
+    """How many modules one run of argv imports, as `python -X importtime` lists them (the
+    interpreter's own start-up modules before it are the same for every side)."""
+    script = argv[1:] if argv[0] == sys.executable else argv
+    done = subprocess.run([sys.executable, "-X", "importtime", *script], capture_output=True,
+                          text=True, timeout=60, stdin=subprocess.DEVNULL, env=environment)
+    names = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()
+             if line.startswith("import time:")}
+    return len(names - {"imported package"})  # its header line
+
+
 def interleaved(sides: dict[str, list[str]], runs: int,
                 environment: dict[str, str]) -> dict[str, list[Sample]]:
     """Each side `runs` times after one warm-up, alternating who goes first."""

@@ -1,6 +1,6 @@
 """Benchmark: the o365-smtp and graph modes, versus bare scripts doing the same chain.
 
-Everything runs against a local Microsoft 365 on loopback (check_mailgw.sandbox.m365).
+Everything runs against a local Microsoft 365 on loopback (check_mailgw.sandbox.m365.cloud).
 
 1. Cost per check. A monitoring core starts a fresh process per check, so each side
    runs as a fresh subprocess, interleaved, against the same sandbox (scenario ok):
@@ -14,12 +14,21 @@ Everything runs against a local Microsoft 365 on loopback (check_mailgw.sandbox.
    token in o365-smtp, and the applications request on a connection of its own).
    Both sides keep compiled bytecode in a temporary cache, as an installed package has
    it (--compile-each-run: compile every module each run, PYTHONDONTWRITEBYTECODE-like).
+   The check keeps its tenant discovery answer between runs, as it does by default (in a
+   cache directory of the benchmark's own); the bare script asks for it each time. Beside
+   the times, the number of modules each side imports (one run with -X importtime).
 
 2. The token in parallel with the transport. The token endpoint answers after 1.5 s
    (scenario token-slow) and Exchange sits behind a delay proxy; the check should take
    about max(token, transport up to AUTH) + the round trips of AUTH and the envelope.
 
+3. The discovery cache. The check reaches a distant Microsoft (the sandbox behind a CONNECT
+   proxy that delays every chunk, bench/sign_in_relay.py, with --proxy) with an empty cache
+   directory each run, and with one kept from an earlier run, interleaved: the identity
+   provider's requests per check (as the proxy sees them) and the wall time per check.
+
 Run by hand:  python3 bench/oauth_modes.py [--runs 20] [--parallel-runs 5] [--delay 0.2]
+                                           [--cache-runs 10] [--sign-in-delay 0.05]
 """
 
 from __future__ import annotations
@@ -37,13 +46,14 @@ from pathlib import Path
 
 import msal
 import requests
-from children import PLUGIN, Sample, child_environment, ms, run_child
+from children import PLUGIN, Sample, child_environment, imported_modules, ms, run_child
 from delay_proxy import DelayProxy
+from sign_in_relay import SignInRelay
 
-from check_mailgw.sandbox.ca import SandboxCA
-from check_mailgw.sandbox.commands import OAuthMode, oauth_args
-from check_mailgw.sandbox.m365 import M365Sandbox, start_m365
-from check_mailgw.sandbox.tenant import write_client_secret_file
+from check_mailgw.sandbox.check_commands import OAuthMode, oauth_args
+from check_mailgw.sandbox.m365.cloud import M365Sandbox, start_m365
+from check_mailgw.sandbox.m365.tenant import write_client_secret_file
+from check_mailgw.sandbox.plumbing.ca import SandboxCA
 
 MODES: tuple[OAuthMode, ...] = ("o365-smtp", "graph")
 SCOPES: dict[OAuthMode, str] = {
@@ -168,6 +178,7 @@ class Comparison:
     check: list[Sample]
     bare: list[Sample]
     with_lookup: list[Sample]
+    modules: tuple[int, int]  # imported by the check, by the bare script
 
     @staticmethod
     def median(samples: list[Sample], field: Callable[[Sample], float]) -> float:
@@ -180,7 +191,8 @@ class Comparison:
         lookup_wall = self.median(self.with_lookup, lambda s: s.wall)
         return (f"{self.mode:<10} {ms(cpu[0]):>9} {ms(cpu[1]):>9} {cpu[0] / cpu[1]:6.2f}"
                 f"   {ms(wall[0]):>10} {ms(wall[1]):>10} {wall[0] / wall[1]:6.2f}"
-                f"   {ms(lookup_cpu - cpu[0]):>8} {ms(lookup_wall - wall[0]):>8}")
+                f"   {ms(lookup_cpu - cpu[0]):>8} {ms(lookup_wall - wall[0]):>8}"
+                f"   {self.modules[0]:>4} {self.modules[1]:>4}")
 
 
 def compare_modes(endpoints: Endpoints, inputs: Inputs, runs: int) -> list[Comparison]:
@@ -191,6 +203,8 @@ def compare_modes(endpoints: Endpoints, inputs: Inputs, runs: int) -> list[Compa
                  "with lookup": check_argv(endpoints, mode, inputs, extra=())}
         for name, argv in sides.items():  # warm the page cache and the sandbox
             run_child(argv, f"{mode} {name}", inputs.environment)
+        modules = (imported_modules(sides["check_mailgw"], inputs.environment),
+                   imported_modules(sides["bare"], inputs.environment))
         samples: dict[str, list[Sample]] = {name: [] for name in sides}
         for run in range(runs):
             # Alternate who goes first, so neither side always follows the other.
@@ -198,7 +212,7 @@ def compare_modes(endpoints: Endpoints, inputs: Inputs, runs: int) -> list[Compa
             for name in order:
                 samples[name].append(run_child(sides[name], f"{mode} {name}", inputs.environment))
         comparisons.append(Comparison(mode, samples["check_mailgw"], samples["bare"],
-                                      samples["with lookup"]))
+                                      samples["with lookup"], modules))
     return comparisons
 
 
@@ -283,6 +297,47 @@ def measure_parallel_token(ca: SandboxCA, inputs: Inputs, runs: int,
     return ParallelToken(token, transport, checks)
 
 
+@dataclass(frozen=True)
+class CacheSide:
+    """Checks of one mode with or without a kept discovery answer, through the relay."""
+
+    asked: list[int]  # the identity provider's requests of each check
+    samples: list[Sample]
+
+    def row(self, mode: OAuthMode, name: str) -> str:
+        walls = sorted(sample.wall for sample in self.samples)
+        tokens = sorted(sample.perfdata()["token_time"] for sample in self.samples)
+        asked = sorted(set(self.asked))
+        counted = str(asked[0]) if len(asked) == 1 else f"{asked[0]}-{asked[-1]}"
+        return (f"{mode:<10} {name:<14} {counted:>8}   {ms(statistics.median(walls)):>7} "
+                f"({ms(walls[0])}-{ms(walls[-1])})   {ms(statistics.median(tokens)):>7} "
+                f"({ms(tokens[0])}-{ms(tokens[-1])})")
+
+
+def measure_discovery_cache(ca: SandboxCA, inputs: Inputs, runs: int, delay: float,
+                            directory: Path) -> dict[OAuthMode, dict[str, CacheSide]]:
+    results: dict[OAuthMode, dict[str, CacheSide]] = {}
+    with start_m365(ca=ca, scenario="ok") as sandbox, SignInRelay(ca, delay) as relay:
+        endpoints = Endpoints.of(sandbox)
+        for mode in MODES:
+            argv = [*check_argv(endpoints, mode, inputs), "--proxy", relay.url]
+            kept = {**inputs.environment, "XDG_CACHE_HOME": str(directory / f"kept-{mode}")}
+            run_child(argv, f"{mode} check (cache)", kept)  # the run that keeps the answer
+            asked: dict[str, list[int]] = {"without cache": [], "with cache": []}
+            samples: dict[str, list[Sample]] = {"without cache": [], "with cache": []}
+            for run in range(runs):
+                empty = {**inputs.environment,
+                         "XDG_CACHE_HOME": tempfile.mkdtemp(dir=directory, prefix="empty-")}
+                order = [("without cache", empty), ("with cache", kept)]
+                for name, environment in order if run % 2 == 0 else reversed(order):
+                    relay.clear()
+                    samples[name].append(run_child(argv, f"{mode} check ({name})", environment))
+                    asked[name].append(sum(1 for _, path in relay.requests()
+                                           if not path.startswith("/v1.0/")))
+            results[mode] = {name: CacheSide(asked[name], samples[name]) for name in asked}
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20, help="checks per side and mode")
@@ -290,6 +345,11 @@ def main() -> None:
                         help="checks with the slow token and the distant Exchange")
     parser.add_argument("--delay", type=float, default=0.2,
                         help="one-way delay to Exchange in seconds, in the parallel case")
+    parser.add_argument("--cache-runs", type=int, default=10,
+                        help="checks per side with and without the discovery cache")
+    parser.add_argument("--sign-in-delay", type=float, default=0.05,
+                        help="one-way delay to the identity provider in seconds, in the "
+                        "discovery cache case")
     parser.add_argument("--compile-each-run", action="store_true",
                         help="no bytecode cache: every module compiled in every run")
     args = parser.parse_args()
@@ -299,24 +359,40 @@ def main() -> None:
     ca = SandboxCA()
     with tempfile.TemporaryDirectory() as directory:
         pycache = None if args.compile_each_run else Path(directory) / "pycache"
+        # The check's discovery cache in the benchmark's directory, not the user's.
+        environment = {**child_environment(pycache),
+                       "XDG_CACHE_HOME": str(Path(directory) / "cache")}
         inputs = Inputs(ca.write_ca(Path(directory) / "ca.pem"),
-                      write_client_secret_file(Path(directory) / "client-secret"),
-                      child_environment(pycache))
+                        write_client_secret_file(Path(directory) / "client-secret"),
+                        environment)
         with start_m365(ca=ca, scenario="ok") as sandbox:
             comparisons = compare_modes(Endpoints.of(sandbox), inputs, args.runs)
         parallel = measure_parallel_token(ca, inputs, args.parallel_runs, args.delay)
+        cached = measure_discovery_cache(ca, inputs, args.cache_runs, args.sign_in_delay,
+                                         Path(directory))
 
     cache = "compiled each run" if args.compile_each_run else "cached"
     print(f"{args.runs} runs per side, medians; CPU = user+sys of the child process; "
           f"bytecode {cache}")
     print("mode       check CPU  bare CPU  ratio   check wall  bare wall  ratio"
-          "   + expiry lookup: CPU, wall")
+          "   + expiry lookup: CPU, wall   modules: check bare")
     for comparison in comparisons:
         print(comparison.row())
     print(f"one-way delay to Exchange {args.delay * 1000:.0f} ms, "
           f"{args.parallel_runs} checks, medians")
     for line in parallel.lines():
         print(line)
+    print(f"discovery cache: one-way delay to the identity provider and Graph "
+          f"{args.sign_in_delay * 1000:.0f} ms (RTT {args.sign_in_delay * 2000:.0f} ms) "
+          f"through a CONNECT proxy, {args.cache_runs} checks per side, medians (min-max)")
+    print("mode       side           requests   wall per check        token_time")
+    for mode, sides in cached.items():
+        for name, side in sides.items():
+            print(side.row(mode, name))
+        saved = (statistics.median(s.wall for s in sides["without cache"].samples)
+                 - statistics.median(s.wall for s in sides["with cache"].samples))
+        print(f"{'':<10} saved {ms(saved)} per check, "
+              f"{saved / (2 * args.sign_in_delay):.1f} RTT")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ loopback, and both run as a fresh process per check, as a monitoring core runs t
    resolver's first source, so no DNS server is asked). The server is aiosmtpd itself,
    not the sandbox: an independent STARTTLS server with AUTH, without PIPELINING.
    Both sides keep compiled bytecode in a temporary cache, as an installed package has it.
+   Beside it, the number of modules each side imports (one run with -X importtime).
 2. Round trips. A delay proxy between client and server holds every chunk back DELAY
    seconds each way and counts the client's waits: the server's turns to speak (greeting,
    replies, the TLS handshake) while the client still listens. Against the same server
@@ -37,12 +38,21 @@ from pathlib import Path
 from aiosmtpd.controller import Controller
 from aiosmtpd.handlers import Sink
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
-from children import PLUGIN, Sample, child_environment, interleaved, median, ms, run_child
+from children import (
+    PLUGIN,
+    Sample,
+    child_environment,
+    imported_modules,
+    interleaved,
+    median,
+    ms,
+    run_child,
+)
 from delay_proxy import DelayProxy
 
 from check_mailgw.sandbox.accounts import SANDBOX_PASSWORD, SANDBOX_USER, write_password_file
-from check_mailgw.sandbox.ca import SandboxCA
-from check_mailgw.sandbox.smtp_server import start_smtp
+from check_mailgw.sandbox.plumbing.ca import SandboxCA
+from check_mailgw.sandbox.smtp.listeners import start_smtp
 
 # What someone would write by hand. Arguments: host, port, CA file, user, password file.
 BARE_SMTPLIB = """\
@@ -177,6 +187,9 @@ def main() -> None:
                         write_password_file(Path(directory) / "password"),
                         child_environment(Path(directory) / "pycache"))
         with independent_server(ca) as port:
+            modules = {side: imported_modules(argv, inputs.environment) for side, argv in (
+                ("check_mailgw", check_argv("127.0.0.1", port, inputs)),
+                ("bare smtplib", bare_argv("127.0.0.1", port, inputs)))}
             cpu = {
                 how: interleaved({"check_mailgw": check_argv(host, port, inputs),
                                   "bare smtplib": bare_argv(host, port, inputs)},
@@ -196,6 +209,8 @@ def main() -> None:
         print(f"  {how:<8} check_mailgw {ms(check):>6}  bare smtplib {ms(bare):>6}  "
               f"ratio {check / bare:.2f}   (wall {ms(check_wall)} vs {ms(bare_wall)}, "
               f"{check_wall / bare_wall:.2f})")
+    print(f"  modules imported: check_mailgw {modules['check_mailgw']}, "
+          f"bare smtplib {modules['bare smtplib']}")
     rtt = 2 * args.delay
     print(f"Round trips through a delay proxy, one-way {ms(args.delay)} (RTT {ms(rtt)}), "
           f"{args.trips} runs per side; waits = times the client waited for the server "
