@@ -27,6 +27,12 @@ from check_mailgw.deadline import Deadline
 from check_mailgw.microsoft.clouds import CLOUDS
 from check_mailgw.microsoft.graph import IMPOSTOR_FIX, GraphAnswer
 from check_mailgw.microsoft.token import TokenSource, transport_failure
+from check_mailgw.net.http_status import (
+    HTTP_200_OK,
+    HTTP_403_FORBIDDEN,
+    HTTP_404_NOT_FOUND,
+    HTTP_429_TOO_MANY_REQUESTS,
+)
 from check_mailgw.net.https import (
     GRAPH_ANSWER_LIMIT,
     DeadlineHttpClient,
@@ -41,7 +47,6 @@ if TYPE_CHECKING:
     from check_mailgw.microsoft.certificate import ClientCertificate
     from check_mailgw.settings import Settings
 
-OK_STATUS, FORBIDDEN, NOT_FOUND, THROTTLED = 200, 403, 404, 429
 SECONDS_PER_DAY = 86400
 ENDS_FORMAT = "%Y-%m-%d %H:%M UTC"
 
@@ -299,7 +304,7 @@ def app_target(settings: Settings) -> str:
 
 
 def listing_of(answer: GraphAnswer) -> Listing:
-    if answer.status == OK_STATUS:
+    if answer.status == HTTP_200_OK:
         try:
             document = json.loads(answer.body)
         except ValueError:
@@ -313,13 +318,13 @@ def listing_of(answer: GraphAnswer) -> Listing:
             fix="something else answers in Graph's place: a proxy's page, or a wrong "
             "--graph-url"))
     words, ids = answer.words(), answer.ids()
-    if answer.status == FORBIDDEN:
+    if answer.status == HTTP_403_FORBIDDEN:
         return Listing([], [], Diagnosis(
             State.WARNING, "the app may not read its own credentials (no Application.Read.All)",
             words, fix=f"{READ_PERMISSION}; or {SECRET_DATE}"), forbidden=True, ids=ids)
-    if answer.status == NOT_FOUND:
+    if answer.status == HTTP_404_NOT_FOUND:
         fix = "the app registration lives in another tenant (a multi-tenant app): " + SECRET_DATE
-    elif answer.status == THROTTLED:
+    elif answer.status == HTTP_429_TOO_MANY_REQUESTS:
         fix = "Graph limits reading app registrations per tenant: run the expiry check less " \
             "often (daily is enough)"
     else:

@@ -16,13 +16,18 @@ from urllib.parse import quote, urlsplit
 
 from check_mailgw.deadline import Deadline, DeadlineExceeded
 from check_mailgw.microsoft.catalogue import graph_error
+from check_mailgw.net.http_status import (
+    HTTP_400_BAD_REQUEST,
+    HTTP_401_UNAUTHORIZED,
+    HTTP_403_FORBIDDEN,
+    HTTP_429_TOO_MANY_REQUESTS,
+    HTTP_500_INTERNAL_SERVER_ERROR,
+)
 from check_mailgw.net.https import GRAPH_ANSWER_LIMIT, REDIRECTS, retry_after, size_words
 from check_mailgw.outcome import Diagnosis, State
 
 READ_SIZE = 64 * 1024
-ACCEPTED = 202
-THROTTLED = 429
-REFUSED = (401, 403)
+REFUSED = (HTTP_401_UNAUTHORIZED, HTTP_403_FORBIDDEN)
 # A token with no roles at all: neither Mail.Send with admin consent nor, as far as the token
 # tells, an Exchange RBAC assignment (whose right is not in the token) lets the app send.
 NO_ROLES_CAUSE = "token has no roles: Mail.Send unconsented, or no RBAC role"
@@ -168,8 +173,8 @@ def message(sender: str, recipients: list[str], subject: str, text: str) -> dict
 def probe_accepted(answer: GraphAnswer) -> bool:
     """The empty-recipients probe got as far as the recipients (a message without recipients is
     answered 400 ErrorInvalidRecipients; Graph has no dry run to ask instead)."""
-    return (answer.status == 400 and answer.code == "ErrorInvalidRecipients") or (
-        answer.status == 400 and "no recipients" in answer.message.lower())
+    return answer.status == HTTP_400_BAD_REQUEST and (
+        answer.code == "ErrorInvalidRecipients" or "no recipients" in answer.message.lower())
 
 
 def diagnose(answer: GraphAnswer) -> Diagnosis:
@@ -184,10 +189,10 @@ def diagnose(answer: GraphAnswer) -> Diagnosis:
             "--graph-url",
         )
     known = graph_error(answer.code, answer.message)
-    if answer.status == THROTTLED:
+    if answer.status == HTTP_429_TOO_MANY_REQUESTS:
         return Diagnosis(State.WARNING, "Graph is throttling this app", answer.words(retry),
                          fix=known.fix if known else "retry later; check the check interval")
-    if answer.status >= 500:
+    if answer.status >= HTTP_500_INTERNAL_SERVER_ERROR:  # and whatever HTTP does not define
         return Diagnosis(State.CRITICAL, "Graph server error", answer.words(retry),
                          fix="Microsoft Graph has a problem of its own: check Microsoft 365 "
                          "service health; quote the request-id in a support case")

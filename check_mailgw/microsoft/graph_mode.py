@@ -14,7 +14,6 @@ from urllib.parse import urlsplit
 from check_mailgw.chain import Step
 from check_mailgw.microsoft.expiry import CredentialExpiry, app_steps, app_target
 from check_mailgw.microsoft.graph import (
-    ACCEPTED,
     NO_ROLES_CAUSE,
     REFUSED,
     GraphAnswerRefused,
@@ -25,6 +24,7 @@ from check_mailgw.microsoft.graph import (
     send_mail_path,
 )
 from check_mailgw.microsoft.token import TokenSource
+from check_mailgw.net.http_status import HTTP_202_ACCEPTED
 from check_mailgw.net.https import proxy_for
 from check_mailgw.net.reach import secure
 from check_mailgw.net.tunnel import open_tunnel, proxy_endpoint
@@ -109,12 +109,12 @@ class GraphProbe(Probe):
             raise StepFailed(refused.diagnosis) from None
         self.dialogue.add(f"S: {answer.words()}")
         facts: dict[str, object] = {"status": answer.status, **answer.ids()}
-        if s.send_to and answer.status == ACCEPTED:
+        if s.send_to and answer.status == HTTP_202_ACCEPTED:
             return Passed(f"sendMail to {s.send_to} accepted (202)", facts)
         if not s.send_to and probe_accepted(answer):
             facts["inference"] = PROBE_INFERENCE
             return Passed(f"sendMail as {s.sender} probed, nothing sent", facts)
-        if not s.send_to and answer.status == ACCEPTED:
+        if not s.send_to and answer.status == HTTP_202_ACCEPTED:
             return Passed(f"sendMail as {s.sender} accepted", facts)
         diagnosis = diagnose(answer)
         claims = self.tokens.claims

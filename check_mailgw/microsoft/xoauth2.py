@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from check_mailgw.outcome import Diagnosis, Passed, State, StepFailed
 from check_mailgw.secret import MASK, Redactor
-from check_mailgw.smtp.client import AUTH_CONTINUE, AUTH_SUCCEEDED, Reply, SmtpConnection
+from check_mailgw.smtp.client import S235_AUTH_SUCCESS, S334_AUTH_CONTINUE, Reply, SmtpConnection
 from check_mailgw.smtp.mode import b64
 from check_mailgw.smtp.replies import Phase
 
@@ -40,16 +40,16 @@ def authenticate_xoauth2(smtp: SmtpConnection, user: str, token: str, redactor: 
     redactor.add(blob)
     facts = {"mechanism": "XOAUTH2", "user": user}
     reply = smtp.command("AUTH XOAUTH2")
-    if reply.code == AUTH_CONTINUE:
+    if reply.code == S334_AUTH_CONTINUE:
         smtp.send(blob, shown=MASK)
         reply = smtp.read_reply("the reply to the XOAUTH2 token")
-    if reply.code == AUTH_CONTINUE:
+    if reply.code == S334_AUTH_CONTINUE:
         # An error challenge (RFC 7628 3.2.3, Google's XOAUTH2 protocol): a JSON status
         # in base64; an empty line asks for the refusal that ends the exchange.
         facts["error_status"] = error_status(reply)
         smtp.send("", shown="(empty line)")
         reply = smtp.read_reply("the reply to the answer to the error challenge")
-    if reply.code != AUTH_SUCCEEDED:
+    if reply.code != S235_AUTH_SUCCESS:
         raise StepFailed(diagnose("auth", reply), facts)
     return Passed(f"AUTH XOAUTH2 as {user}", {"mechanism": "XOAUTH2", "user": user},
                   details={"offered": offered})

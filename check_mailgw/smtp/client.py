@@ -11,15 +11,25 @@ from dataclasses import dataclass
 from check_mailgw.chain import Dialogue
 from check_mailgw.deadline import Deadline, DeadlineExceeded
 
-# Reply codes the chain waits for (RFC 5321, RFC 4954).
-READY = 220
-COMPLETED = 250
-WILL_FORWARD = 251
-AUTH_SUCCEEDED = 235
-AUTH_CONTINUE = 334
-START_MAIL_INPUT = 354
-SERVICE_NOT_AVAILABLE = 421
-NOT_RECOGNISED = (500, 502, 504)  # EHLO unknown: an old server that speaks only HELO
+# Reply codes the plugin compares replies with (RFC 5321 4.2.2 and 4.2.3, RFC 4954 6), the
+# code in the name as aiosmtpd names them, so that a search for the number finds every use.
+S220_READY = 220
+S235_AUTH_SUCCESS = 235
+S250_OK = 250
+S251_WILL_FORWARD = 251
+S334_AUTH_CONTINUE = 334
+S354_START_MAIL_INPUT = 354
+S421_SERVICE_NOT_AVAILABLE = 421
+S500_SYNTAX_ERROR = 500
+S502_NOT_IMPLEMENTED = 502
+S504_PARAMETER_NOT_IMPLEMENTED = 504
+S530_AUTH_REQUIRED = 530  # also "must issue a STARTTLS command first" (RFC 3207 4)
+S534_MECHANISM_TOO_WEAK = 534
+S538_ENCRYPTION_REQUIRED = 538
+# EHLO unknown: an old server that speaks only HELO.
+NOT_RECOGNISED = (S500_SYNTAX_ERROR, S502_NOT_IMPLEMENTED, S504_PARAMETER_NOT_IMPLEMENTED)
+TRANSIENT = range(400, 500)  # 4yz: the server asks to try again later
+NOT_ACCEPTED = range(400, 600)  # 4yz and 5yz: the command was not carried out
 
 MAX_LINE = 8192  # RFC 5321 allows 512; generous for chatty servers, bounded for broken ones
 # Real servers end a reply within a few dozen lines (EHLO lists the most); a reply still
@@ -204,7 +214,7 @@ class SmtpConnection:
         """EHLO, falling back to HELO for servers without ESMTP; remembers the extensions."""
         reply = self.command(f"EHLO {name}")
         self.capabilities = {}
-        if reply.code == COMPLETED:
+        if reply.code == S250_OK:
             for line in reply.lines[1:]:
                 if not line.strip():  # "250-" alone: a valid line that names nothing
                     continue

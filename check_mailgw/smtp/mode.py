@@ -17,15 +17,16 @@ from check_mailgw.probe import Probe
 from check_mailgw.secret import MASK, Redactor
 from check_mailgw.settings import Settings
 from check_mailgw.smtp.client import (
-    AUTH_CONTINUE,
-    AUTH_SUCCEEDED,
-    COMPLETED,
     MAX_LINE,
     MAX_REPLY,
-    READY,
-    SERVICE_NOT_AVAILABLE,
-    START_MAIL_INPUT,
-    WILL_FORWARD,
+    NOT_ACCEPTED,
+    S220_READY,
+    S235_AUTH_SUCCESS,
+    S250_OK,
+    S251_WILL_FORWARD,
+    S334_AUTH_CONTINUE,
+    S354_START_MAIL_INPUT,
+    S421_SERVICE_NOT_AVAILABLE,
     ConnectionClosed,
     LineTooLong,
     NotSmtp,
@@ -122,8 +123,8 @@ class SmtpProbe(Probe):
         smtp = self._session()
         reply = smtp.read_reply("the server's greeting")
         self.banner = reply.text  # before judging it: a refusal is diagnosed in its dialect
-        self._expect(reply, "greeting", READY)
-        self._expect(smtp.ehlo(self.settings.helo), "ehlo", COMPLETED)
+        self._expect(reply, "greeting", S220_READY)
+        self._expect(smtp.ehlo(self.settings.helo), "ehlo", S250_OK)
         facts = {"banner": str(reply)}
         if vendor := self.vendor:
             facts["server"] = vendor.name
@@ -139,9 +140,9 @@ class SmtpProbe(Probe):
                 fix="the server (or something in the path stripping STARTTLS) offers no TLS: "
                 "enable STARTTLS on the gateway, or use its implicit TLS port (465)",
             ))
-        self._expect(smtp.command("STARTTLS"), "starttls", READY)
+        self._expect(smtp.command("STARTTLS"), "starttls", S220_READY)
         passed = self._handshake("STARTTLS")
-        self._expect(smtp.ehlo(self.settings.helo), "ehlo", COMPLETED)
+        self._expect(smtp.ehlo(self.settings.helo), "ehlo", S250_OK)
         passed.details["extensions"] = sorted(smtp.capabilities)
         return passed
 
@@ -179,12 +180,12 @@ class SmtpProbe(Probe):
         else:
             self.redactor.add(b64(password))
             reply = smtp.command(f"AUTH LOGIN {b64(user)}")
-            if reply.code == AUTH_CONTINUE and asks_for_username(reply):
+            if reply.code == S334_AUTH_CONTINUE and asks_for_username(reply):
                 reply = smtp.command(b64(user))  # the server ignored the initial response
-            if reply.code == AUTH_CONTINUE:
+            if reply.code == S334_AUTH_CONTINUE:
                 smtp.send(b64(password), shown=MASK)
                 reply = smtp.read_reply("the reply to the AUTH LOGIN password")
-        if reply.code != AUTH_SUCCEEDED:
+        if reply.code != S235_AUTH_SUCCESS:
             raise StepFailed(self.diagnose("auth", reply),
                              {"mechanism": mechanism, "username": user})
         passed = Passed(f"AUTH {mechanism} as {user}",
@@ -214,13 +215,13 @@ class SmtpProbe(Probe):
         replies = self._transaction([f"MAIL FROM:<{s.sender}>", f"RCPT TO:<{s.send_to}>",
                                      "DATA"])
         self._check_envelope(replies)
-        if replies[2].code != START_MAIL_INPUT:
+        if replies[2].code != S354_START_MAIL_INPUT:
             raise StepFailed(self.diagnose("data", replies[2]))
         message, message_id = monitoring_message(s.sender, s.send_to, s.helo)
         smtp = self._session()
         smtp.send_data(message, shown=f"<test message {message_id}, {len(message)} bytes>")
         reply = smtp.read_reply("the reply to the end of DATA")
-        if reply.code != COMPLETED:
+        if reply.code != S250_OK:
             raise StepFailed(self.diagnose("message", reply),
                              {"message_id": message_id})
         return Passed(f"test message to {s.send_to} accepted ({reply})",
@@ -262,20 +263,20 @@ class SmtpProbe(Probe):
             smtp.send(*commands)
             for command in commands:
                 replies.append(smtp.read_reply(f"the reply to {command.split(':')[0]}"))
-                if replies[-1].code == SERVICE_NOT_AVAILABLE:
+                if replies[-1].code == S421_SERVICE_NOT_AVAILABLE:
                     break  # the server closes the session: no more replies come
             return replies
         for command in commands:
             replies.append(smtp.command(command))
-            if replies[-1].code >= 400:
+            if replies[-1].code in NOT_ACCEPTED:
                 break
         return replies
 
     def _check_envelope(self, replies: list[Reply]) -> None:
         """The first refusal, MAIL's before RCPT's; replies end at a refusal when not pipelined."""
-        if replies[0].code != COMPLETED:
+        if replies[0].code != S250_OK:
             raise StepFailed(self.diagnose("mail", replies[0]))
-        if replies[1].code not in (COMPLETED, WILL_FORWARD):
+        if replies[1].code not in (S250_OK, S251_WILL_FORWARD):
             raise StepFailed(self.diagnose("rcpt", replies[1]))
 
     def close(self) -> None:

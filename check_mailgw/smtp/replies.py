@@ -6,14 +6,21 @@ from collections.abc import Callable
 from typing import Literal
 
 from check_mailgw.outcome import Diagnosis, State
-from check_mailgw.smtp.client import SERVICE_NOT_AVAILABLE, Reply
+from check_mailgw.smtp.client import (
+    S421_SERVICE_NOT_AVAILABLE,
+    S530_AUTH_REQUIRED,
+    S534_MECHANISM_TOO_WEAK,
+    S538_ENCRYPTION_REQUIRED,
+    TRANSIENT,
+    Reply,
+)
 
 Phase = Literal["greeting", "ehlo", "starttls", "auth", "mail", "rcpt", "data", "message"]
 # What a vendor's server means by a reply beyond its code (a dialect's reply_meaning): a
 # diagnosis, or None for the code's generic meaning.
 ReplyMeanings = Callable[[Phase, Reply], Diagnosis | None]
 
-TLS_REQUIRED = (530, 538)
+TLS_REQUIRED = (S530_AUTH_REQUIRED, S538_ENCRYPTION_REQUIRED)
 
 PROBLEMS: dict[Phase, str] = {
     "greeting": "server refused the session",
@@ -52,13 +59,13 @@ def diagnose(phase: Phase, reply: Reply, vendor: ReplyMeanings | None = None,
     """
     if vendor and (known := vendor(phase, reply)):
         return known
-    if reply.code == SERVICE_NOT_AVAILABLE:
+    if reply.code == S421_SERVICE_NOT_AVAILABLE:
         return Diagnosis(
             State.WARNING, "service not available, the server closes the session", str(reply),
             fix="the gateway is overloaded, in maintenance, or limiting this client's "
             "connections; if it lasts, check its load and connection limits",
         )
-    if 400 <= reply.code < 500:
+    if reply.code in TRANSIENT:
         return Diagnosis(
             State.WARNING, f"temporary failure: {PROBLEMS[phase]}", str(reply),
             fix="the server asks to retry later (busy, throttling, or a passing fault); if "
@@ -67,10 +74,10 @@ def diagnose(phase: Phase, reply: Reply, vendor: ReplyMeanings | None = None,
     if phase in ("auth", "mail") and reply.code in TLS_REQUIRED and tls_asked(reply):
         return Diagnosis(State.CRITICAL, f"{PROBLEMS[phase]}: TLS required", str(reply),
                          fix="the server wants STARTTLS before AUTH: add --tls")
-    if phase == "mail" and reply.code == 530:
+    if phase == "mail" and reply.code == S530_AUTH_REQUIRED:
         return Diagnosis(State.CRITICAL, "sender refused: authentication required", str(reply),
                          fix="the gateway needs a login: set --username and --password-file")
-    if phase == "auth" and reply.code == 534:
+    if phase == "auth" and reply.code == S534_MECHANISM_TOO_WEAK:
         return Diagnosis(State.CRITICAL, f"{PROBLEMS[phase]}: mechanism too weak", str(reply),
                          fix="the server wants a stronger mechanism or TLS first: add --tls")
     fix = login_fix if login_fix and phase == "auth" else FIXES[phase]
@@ -79,4 +86,4 @@ def diagnose(phase: Phase, reply: Reply, vendor: ReplyMeanings | None = None,
 
 def tls_asked(reply: Reply) -> bool:
     text = reply.text.upper()
-    return "STARTTLS" in text or "TLS" in text or "ENCRYPTION" in text or reply.code == 538
+    return reply.code == S538_ENCRYPTION_REQUIRED or "TLS" in text or "ENCRYPTION" in text

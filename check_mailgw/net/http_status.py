@@ -1,0 +1,17 @@
+"""HTTP status codes the plugin compares answers with (RFC 9110 section 15), each named with
+its number so that a search for the number finds every use."""
+
+HTTP_200_OK = 200
+HTTP_202_ACCEPTED = 202
+HTTP_400_BAD_REQUEST = 400
+HTTP_401_UNAUTHORIZED = 401
+HTTP_403_FORBIDDEN = 403
+HTTP_404_NOT_FOUND = 404
+HTTP_407_PROXY_AUTHENTICATION_REQUIRED = 407
+HTTP_429_TOO_MANY_REQUESTS = 429
+HTTP_500_INTERNAL_SERVER_ERROR = 500  # the first of the server errors
+HTTP_502_BAD_GATEWAY = 502
+HTTP_503_SERVICE_UNAVAILABLE = 503
+HTTP_504_GATEWAY_TIMEOUT = 504
+
+SUCCESSFUL = range(200, 300)  # 2xx
