@@ -7,7 +7,7 @@ import ssl
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from check_mailgw.chain import Step
 from check_mailgw.net.reach import secure
@@ -36,7 +36,9 @@ from check_mailgw.smtp.client import (
     SmtpConnection,
     TlsBroken,
 )
-from check_mailgw.smtp.replies import Phase, diagnose
+
+if TYPE_CHECKING:
+    from check_mailgw.smtp.replies import Phase
 
 SUPPORTED_MECHANISMS = ("PLAIN", "LOGIN")  # in order of preference
 SILENT_GREETING = (
@@ -242,6 +244,8 @@ class SmtpProbe(Probe):
         return passed
 
     def diagnose(self, phase: Phase, reply: Reply) -> Diagnosis:
+        from check_mailgw.smtp.replies import diagnose  # only a refusal needs the meanings
+
         vendor = self.vendor
         return diagnose(phase, reply, vendor.reply_meaning if vendor else None, self.login_fix)
 
