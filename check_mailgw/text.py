@@ -21,4 +21,6 @@ def escaped(character: str) -> str:
 
 def one_line(text: str) -> str:
     """The text with its control characters escaped (\\r\\n), so it stays on one line."""
+    if text.isascii() and text.isprintable():  # nearly every line: no character to look at
+        return text
     return "".join(escaped(c) if is_control_character(c) else c for c in text)

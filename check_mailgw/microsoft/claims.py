@@ -6,7 +6,6 @@ import base64
 import binascii
 import json
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from check_mailgw.microsoft.clouds import CLOUDS
@@ -24,11 +23,13 @@ SERVICES = {"o365-smtp": ("Exchange Online", EXCHANGE_AUDIENCES, "SMTP.SendAsApp
             "graph": ("Microsoft Graph", GRAPH_AUDIENCES, "Mail.Send")}
 
 
-@dataclass(frozen=True)
 class Claims:
     """Domain model: what an access token says about itself, as far as it can be read."""
 
-    values: dict[str, Any]
+    __slots__ = ("values",)
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.values = values
 
     @classmethod
     def of(cls, token: str) -> Claims:

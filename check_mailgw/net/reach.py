@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib
 import socket
 import ssl
-from dataclasses import dataclass
 
 from check_mailgw.deadline import Deadline
 from check_mailgw.net.connect import connect, endpoint
@@ -14,16 +13,12 @@ from check_mailgw.net.tls import describe, handshake
 from check_mailgw.outcome import Passed
 
 
-@dataclass
 class Reach:
     """Where a chain connects to (the server, or the proxy before it) and what it found."""
 
-    host: str
-    port: int
-    family: int = 0
-    dns_server: tuple[str, int] | None = None
-
-    def __post_init__(self) -> None:
+    def __init__(self, host: str, port: int, family: int = 0,
+                 dns_server: tuple[str, int] | None = None) -> None:
+        self.host, self.port, self.family, self.dns_server = host, port, family, dns_server
         self.addresses = [self.host] if is_ip_literal(self.host) else []
         self.sock: socket.socket | None = None
         if not self.addresses and self.dns_server:

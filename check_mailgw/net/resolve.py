@@ -12,9 +12,8 @@ from __future__ import annotations
 import ipaddress
 import socket
 import threading
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from check_mailgw.outcome import Diagnosis, State, StepFailed
 
@@ -36,8 +35,7 @@ def is_ip_literal(host: str) -> bool:
         return False
     return True
 
-@dataclass(frozen=True)
-class Resolution:
+class Resolution(NamedTuple):
     """Domain model: the addresses found for a name, and where they came from."""
 
     addresses: list[str]
