@@ -8,7 +8,6 @@ APP_LOGIN. Only a server recognised as Exchange Online loads the catalogue.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from check_mailgw.outcome import Diagnosis
@@ -33,12 +32,14 @@ def is_exchange_online(hostname: str, banner: str = "") -> bool:
     return name.endswith(EXCHANGE_DOMAINS) or bool(_EXCHANGE_BANNER.search(banner))
 
 
-@dataclass(frozen=True)
 class ExchangeOnline:
     """Server dialect: Exchange Online, signed in to with a password or an app's token."""
 
-    app_login: bool = False  # o365-smtp: AUTH XOAUTH2, whose refusals mean other things
-    name: str = "Exchange Online"
+    name = "Exchange Online"
+    __slots__ = ("app_login",)
+
+    def __init__(self, app_login: bool = False) -> None:
+        self.app_login = app_login  # o365-smtp: AUTH XOAUTH2, whose refusals mean other things
 
     def recognises(self, hostname: str, banner: str) -> bool:
         """By name or greeting; an app login assumes it until a greeting names another."""
