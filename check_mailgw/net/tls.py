@@ -66,10 +66,10 @@ def handshake(sock: socket.socket, context: ssl.SSLContext, server_name: str,
     return tls_sock
 
 
-# OpenSSL's text ends in where in CPython it was raised: "... (_ssl.c:992)".
-_SSL_TEXT = re.compile(r"\[[A-Z0-9]+(?:: (?P<reason>[A-Z0-9_]+))?\] (?P<text>.*?)"
-                       r"\s*\(_ssl\.c:\d+\)")
-_SSL_TAIL = re.compile(r"\s*\(_ssl\.c:\d+\)")
+# OpenSSL's text ends in where in CPython it was raised: "... (_ssl.c:992)". Patterns, not
+# compiled ones: only a failing run needs them (re compiles and keeps them on first use).
+_SSL_TEXT = r"\[[A-Z0-9]+(?:: (?P<reason>[A-Z0-9_]+))?\] (?P<text>.*?)\s*\(_ssl\.c:\d+\)"
+_SSL_TAIL = r"\s*\(_ssl\.c:\d+\)"
 
 
 def ssl_reason(error: BaseException | str) -> str:
@@ -81,9 +81,9 @@ def ssl_reason(error: BaseException | str) -> str:
     """
     text = error if isinstance(error, str) else (
         getattr(error, "strerror", None) or str(error) or type(error).__name__)
-    found = _SSL_TEXT.search(text)
+    found = re.search(_SSL_TEXT, text)
     if not found:
-        return _SSL_TAIL.sub("", text).strip()
+        return re.sub(_SSL_TAIL, "", text).strip()
     words, reason = found["text"].strip(), found["reason"]
     if not reason or words.lower().replace(" ", "_") == reason.lower():
         return words  # "wrong version number" says all that WRONG_VERSION_NUMBER does

@@ -17,7 +17,7 @@ MAX_HEAD = 16384  # a proxy's answer head is a few hundred bytes; bounded for br
 MAX_REPLY_WORDS = 200
 QUOTE_WAIT = 0.5  # seconds to wait for the rest of a line that is not HTTP
 DEFAULT_PORTS = {"http": 80, "https": 443}
-_STATUS_LINE = re.compile(r"HTTP/\d(?:\.\d)? (\d{3})(?: .*)?")
+_STATUS_LINE = r"HTTP/\d(?:\.\d)? (\d{3})(?: .*)?"  # compiled on first use, by a proxied run
 _HEAD_ENDS = (b"\r\n\r\n", b"\n\n")
 
 
@@ -117,7 +117,7 @@ def parse_head(head: bytes) -> tuple[str, dict[str, str]]:
     """The status line and the headers (names in lower case) of a proxy's answer."""
     text = head.decode("latin-1")
     status_line, *header_lines = text.replace("\r\n", "\n").strip("\n").split("\n")
-    if not _STATUS_LINE.fullmatch(status_line):
+    if not re.fullmatch(_STATUS_LINE, status_line):
         raise not_http(head)
     headers: dict[str, str] = {}
     for line in header_lines:
