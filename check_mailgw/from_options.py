@@ -3,7 +3,6 @@ every value checked, then the combinations (a mode's options, TLS before a passw
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -13,8 +12,7 @@ from check_mailgw.credentials import PASSWORD_ENV, app_credential, find_secret
 from check_mailgw.errors import SettingsError
 from check_mailgw.microsoft.clouds import CLOUDS, EXCHANGE_SMTP_PORT
 from check_mailgw.modes import MODES
-from check_mailgw.net.resolve import is_ip_literal
-from check_mailgw.secret import check_readable_file
+from check_mailgw.secret import Secret, check_readable_file
 from check_mailgw.settings import OAUTH_MODES, OAuthSettings, Settings, TlsMode
 from check_mailgw.thresholds import check_certificate_days, check_secret_days, check_time_thresholds
 from check_mailgw.validators import (
@@ -22,6 +20,7 @@ from check_mailgw.validators import (
     HTTPS_PORT,
     as_bool,
     check_address,
+    check_address_family,
     check_auth_mechanism,
     check_dns_server,
     check_guid,
@@ -67,14 +66,7 @@ def build_settings(cli: Mapping[str, Any], profile: Mapping[str, Any] | None = N
         raise SettingsError(f"--mode {mode!r}: unknown mode (available: {', '.join(MODES)})")
     oauth = build_oauth(mode, cli, profile, env, notes, timeout) if mode in OAUTH_MODES else None
     if oauth is None:
-        for key in ("tenant_id", "client_id", "client_secret", "client_secret_file", "scope",
-                    "client_certificate", "secret_expires"):
-            if key in given:
-                raise SettingsError(f"--{key.replace('_', '-')}: only for --mode o365-smtp "
-                                    "or graph (this is --mode smtp)")
-        # Unused here, but a [defaults] table may hold them for every profile: still checked.
-        check_time_thresholds(given, "token_warning", "token_critical")
-        check_secret_days(option("secret_warning", 30), option("secret_critical", 7))
+        refuse_app_options(given)
     # check_smtp's -S keeps its port, 25; --tls starttls means submission, 587.
     port_default = 25 if letter_tls == "starttls" else None
     hostname, port, tls = gateway_address(mode, option, oauth, port_default)
@@ -85,50 +77,12 @@ def build_settings(cli: Mapping[str, Any], profile: Mapping[str, Any] | None = N
     sender = check_address(option("sender"), "-f/--from") \
         if option("sender") is not None else ""
 
-    username = option("username")
-    password = None if oauth else \
-        find_secret("password", PASSWORD_ENV, cli, profile, env, notes, timeout)
-    if password and "\0" in password.reveal():
-        raise SettingsError("the password holds a NUL character, which SMTP AUTH cannot carry")
-    auth_option = option("auth")
-    auth = as_bool(auth_option, "--auth") if auth_option is not None else username is not None
-    if oauth and (username or "password" in given or "password_file" in given):
-        raise SettingsError(f"--username/--password: --mode {mode} signs in with the app's "
-                            "client secret (--client-secret-file), not a password")
-    if not oauth:
-        if auth and not username:
-            raise SettingsError("--username is missing: authentication is on (--auth)")
-        if auth and password is None:
-            raise SettingsError(
-                f"no password for {username}: give --password-file FILE, ${PASSWORD_ENV}, "
-                "or password_file in the config profile"
-            )
-        if not auth and (username or password) and auth_option is False:
-            raise SettingsError("--no-auth conflicts with --username/--password")
-    allow_cleartext = as_bool(option("allow_cleartext_auth", False), "--allow-cleartext-auth")
-    mechanism = check_auth_mechanism(option("auth_mechanism"), mode, auth and not oauth)
-    if auth and tls == "none" and not allow_cleartext:
-        raise SettingsError(
-            "refusing to send the password in clear: add --tls (STARTTLS), or "
-            "--allow-cleartext-auth if this gateway really has no TLS"
-        )
-    if oauth and tls == "none":
-        raise SettingsError(f"--tls none: --mode {mode} sends an access token, always over TLS")
+    auth, username, password, allow_cleartext, mechanism = password_login(
+        mode, tls, oauth is not None, cli, profile, env, notes, timeout)
 
-    ca_file = option("ca_file")
-    insecure = as_bool(option("insecure", False), "--insecure")
-    if ca_file is not None:
-        if insecure:
-            raise SettingsError("--ca-file and --insecure: give only one of them")
-        check_readable_file(str(ca_file), "--ca-file")
-
+    ca_file, insecure = server_trust(option("ca_file"), option("insecure", False))
     warning, critical = check_time_thresholds(given, "warning", "critical")
-    family = option("address_family", 0) or 0
-    if family not in (0, 4, 6, "4", "6"):
-        raise SettingsError(f"address_family {family!r}: expected 4 or 6")
-    family = int(family)
-    if family and is_ip_literal(hostname) and ipaddress.ip_address(hostname).version != family:
-        raise SettingsError(f"-{family}: conflicts with -H {hostname}")
+    family = check_address_family(option("address_family", 0), hostname)
 
     return Settings(
         mode=mode,
@@ -137,12 +91,12 @@ def build_settings(cli: Mapping[str, Any], profile: Mapping[str, Any] | None = N
         tls=tls,
         sender=sender,
         auth=auth or oauth is not None,
-        username=str(username) if auth and not oauth else None,
-        password=password if auth else None,
+        username=username,
+        password=password,
         allow_cleartext_auth=allow_cleartext,
         helo=check_helo(option("helo")) if option("helo") else default_helo(),
         address_family=family,
-        ca_file=str(ca_file) if ca_file is not None else None,
+        ca_file=ca_file,
         insecure=insecure,
         send_to=send_to,
         timeout=timeout,
@@ -160,6 +114,72 @@ def build_settings(cli: Mapping[str, Any], profile: Mapping[str, Any] | None = N
         auth_mechanism=mechanism,
         notes=tuple(notes),
     )
+
+
+def refuse_app_options(given: Mapping[str, Any]) -> None:
+    """--mode smtp: the app's options have no use; its thresholds are still checked."""
+    for key in ("tenant_id", "client_id", "client_secret", "client_secret_file", "scope",
+                "client_certificate", "secret_expires"):
+        if key in given:
+            raise SettingsError(f"--{key.replace('_', '-')}: only for --mode o365-smtp "
+                                "or graph (this is --mode smtp)")
+    # Unused here, but a [defaults] table may hold them for every profile: still checked.
+    check_time_thresholds(given, "token_warning", "token_critical")
+    check_secret_days(given.get("secret_warning", 30), given.get("secret_critical", 7))
+
+
+def password_login(mode: str, tls: TlsMode, app_login: bool, cli: Mapping[str, Any],
+                   profile: Mapping[str, Any], env: Mapping[str, str], notes: list[str],
+                   wait: float) -> tuple[bool, str | None, Secret | None, bool, str | None]:
+    """Whether to log in with a password, as whom and with what, in clear or not, and -A.
+
+    The app modes sign in with a token: a password given to them is refused, and their
+    token goes only over TLS.
+    """
+    given = {**profile, **cli}
+    username = given.get("username")
+    password = None if app_login else \
+        find_secret("password", PASSWORD_ENV, cli, profile, env, notes, wait)
+    if password and "\0" in password.reveal():
+        raise SettingsError("the password holds a NUL character, which SMTP AUTH cannot carry")
+    auth_option = given.get("auth")
+    auth = as_bool(auth_option, "--auth") if auth_option is not None else username is not None
+    if app_login and (username or "password" in given or "password_file" in given):
+        raise SettingsError(f"--username/--password: --mode {mode} signs in with the app's "
+                            "client secret (--client-secret-file), not a password")
+    if not app_login:
+        if auth and not username:
+            raise SettingsError("--username is missing: authentication is on (--auth)")
+        if auth and password is None:
+            raise SettingsError(
+                f"no password for {username}: give --password-file FILE, ${PASSWORD_ENV}, "
+                "or password_file in the config profile"
+            )
+        if not auth and (username or password) and auth_option is False:
+            raise SettingsError("--no-auth conflicts with --username/--password")
+    allow_cleartext = as_bool(given.get("allow_cleartext_auth", False), "--allow-cleartext-auth")
+    mechanism = check_auth_mechanism(given.get("auth_mechanism"), mode, auth and not app_login)
+    if auth and tls == "none" and not allow_cleartext:
+        raise SettingsError(
+            "refusing to send the password in clear: add --tls (STARTTLS), or "
+            "--allow-cleartext-auth if this gateway really has no TLS"
+        )
+    if app_login and tls == "none":
+        raise SettingsError(f"--tls none: --mode {mode} sends an access token, always over TLS")
+    login = auth and not app_login
+    return (auth, str(username) if login else None, password if auth else None,
+            allow_cleartext, mechanism)
+
+
+def server_trust(ca_file: Any, insecure: Any) -> tuple[str | None, bool]:
+    """The CA file that verifies the servers, or --insecure: never both."""
+    insecure = as_bool(insecure, "--insecure")
+    if ca_file is None:
+        return None, insecure
+    if insecure:
+        raise SettingsError("--ca-file and --insecure: give only one of them")
+    check_readable_file(str(ca_file), "--ca-file")
+    return str(ca_file), insecure
 
 
 def gateway_address(mode: str, option: Callable[..., Any], oauth: OAuthSettings | None,

@@ -6,6 +6,7 @@ Thresholds (Nagios ranges, days left) have a module of their own, thresholds.py.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import socket
 from collections.abc import Callable, Mapping
@@ -154,6 +155,16 @@ def check_dns_server(value: Any) -> tuple[str, int] | None:
     port = (match["p6"] or match["port"]) if match else None
     return host, check_port(port, "--dns-server port") if port else 53
 
+
+def check_address_family(value: Any, hostname: str) -> int:
+    """-4 or -6 (0: both), which an IP address as -H must not contradict."""
+    family = value or 0
+    if family not in (0, 4, 6, "4", "6"):
+        raise SettingsError(f"address_family {family!r}: expected 4 or 6")
+    family = int(family)
+    if family and is_ip_literal(hostname) and ipaddress.ip_address(hostname).version != family:
+        raise SettingsError(f"-{family}: conflicts with -H {hostname}")
+    return family
 
 def check_timeout_state(value: Any) -> State:
     try:
