@@ -8,17 +8,18 @@ import math
 import os
 import sys
 from collections.abc import Iterable, Sequence
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from check_mailgw import __version__
 from check_mailgw.credentials import CLIENT_SECRET_ENV, KEY_PASSPHRASE_ENV, PASSWORD_ENV
 from check_mailgw.errors import SettingsError
-from check_mailgw.from_options import build_settings
 from check_mailgw.microsoft.clouds import CLOUDS
 from check_mailgw.modes import MODES, run_mode
 from check_mailgw.secret import RedactingStream, Redactor
-from check_mailgw.settings import Settings
 from check_mailgw.validators import CHECKS
+
+if TYPE_CHECKING:
+    from check_mailgw.settings import Settings
 
 UNKNOWN_EXIT = 3
 
@@ -405,6 +406,8 @@ def parse_settings(argv: Sequence[str] | None) -> Settings:
                 notes.append(one_line(note))
         elif profile_name:
             raise SettingsError("--profile needs --config FILE")
+        from check_mailgw.from_options import build_settings  # after --help exits
+
         settings = build_settings(options, profile, os.environ, verbosity)
     except SettingsError as error:  # one line, whatever a file name or argparse echoes
         raise SettingsError(one_line(str(error))) from None
