@@ -15,7 +15,9 @@ if TYPE_CHECKING:
     from check_mailgw.settings import Settings
 
 MODES = {
-    "smtp": "check_mailgw.smtp.mode",
+    # The smtp chain (smtp/mode.py) with Exchange Online's dialect, which a password login
+    # may reach: its replies' meanings and the retirement of basic authentication there.
+    "smtp": "check_mailgw.microsoft.exchange_smtp",
     "o365-smtp": "check_mailgw.microsoft.o365_smtp",
     "graph": "check_mailgw.microsoft.graph_mode",
 }
@@ -23,10 +25,4 @@ MODES = {
 
 def run_mode(settings: Settings, redactor: Redactor) -> Report:
     module = importlib.import_module(MODES[settings.mode])
-    if settings.mode == "smtp":
-        # A password login may reach Exchange Online: its replies' meanings, and the
-        # retirement of basic authentication there. smtp/ itself knows only SMTP.
-        from check_mailgw.microsoft.exchange_smtp import PASSWORD_LOGIN
-
-        return module.run(settings, redactor, PASSWORD_LOGIN)
     return module.run(settings, redactor)

@@ -1,8 +1,9 @@
 """Exchange Online's SMTP client submission, as a dialect the smtp chain recognises.
 
 What it adds to SMTP: its replies' meanings from the catalogue, and for a password login
-the retirement of basic authentication. The smtp mode takes PASSWORD_LOGIN, o365-smtp
-APP_LOGIN. Only a server recognised as Exchange Online loads the catalogue.
+the retirement of basic authentication. The smtp mode's entry in the mode table is this
+module's run(): the smtp chain with PASSWORD_LOGIN; o365-smtp takes APP_LOGIN. Only a server
+recognised as Exchange Online loads the catalogue.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from typing import TYPE_CHECKING
 from check_mailgw.outcome import Diagnosis
 
 if TYPE_CHECKING:
+    from check_mailgw.outcome import Report
+    from check_mailgw.secret import Redactor
     from check_mailgw.settings import Settings
     from check_mailgw.smtp.client import Reply
     from check_mailgw.smtp.replies import Phase
@@ -64,3 +67,10 @@ class ExchangeOnline:
 
 PASSWORD_LOGIN = ExchangeOnline()
 APP_LOGIN = ExchangeOnline(app_login=True)
+
+
+def run(settings: Settings, redactor: Redactor) -> Report:
+    """The smtp mode: SMTP with a password, which may reach Exchange Online."""
+    from check_mailgw.smtp.mode import SmtpProbe
+
+    return SmtpProbe(settings, redactor, PASSWORD_LOGIN).run()

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Protocol
 from check_mailgw.chain import Step
 from check_mailgw.net.reach import secure
 from check_mailgw.net.tls import CLIENT_CERTIFICATE_FIX, HANDSHAKE_REASONS, ssl_reason
-from check_mailgw.outcome import Diagnosis, Passed, Report, State, StepFailed
+from check_mailgw.outcome import Diagnosis, Passed, State, StepFailed
 from check_mailgw.probe import Probe
 from check_mailgw.secret import MASK, Redactor
 from check_mailgw.settings import Settings
@@ -395,6 +395,3 @@ def monitoring_message(sender: str, recipient: str, helo: str) -> tuple[bytes, s
                         for line in wire.split(b"\r\n"))
     return wire.rstrip(b"\r\n") + b"\r\n.\r\n", message_id
 
-
-def run(settings: Settings, redactor: Redactor, dialect: Dialect | None = None) -> Report:
-    return SmtpProbe(settings, redactor, dialect).run()
