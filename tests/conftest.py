@@ -6,16 +6,16 @@ from pathlib import Path
 import pytest
 
 from check_mailgw.sandbox.accounts import write_password_file
-from check_mailgw.sandbox.ca import SandboxCA
-from check_mailgw.sandbox.commands import CA_FILE_NAME, PASSWORD_FILE_NAME
-from check_mailgw.sandbox.dns_server import DnsServer, start_dns
-from check_mailgw.sandbox.m365 import M365Sandbox, start_m365
-from check_mailgw.sandbox.smtp_server import Security, SmtpServer, start_smtp
-from check_mailgw.sandbox.tenant import (
+from check_mailgw.sandbox.check_commands import CA_FILE_NAME, PASSWORD_FILE_NAME
+from check_mailgw.sandbox.m365.cloud import M365Sandbox, start_m365
+from check_mailgw.sandbox.m365.tenant import (
     CLIENT_SECRET_FILE_NAME,
     SigningKey,
     write_client_secret_file,
 )
+from check_mailgw.sandbox.plumbing.ca import SandboxCA
+from check_mailgw.sandbox.plumbing.dns_server import DnsServer, start_dns
+from check_mailgw.sandbox.smtp.listeners import Security, SmtpServer, start_smtp
 
 SANDBOX_RECORDS = {
     "mail.sandbox.test": ["127.0.0.1"],

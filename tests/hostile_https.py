@@ -20,7 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from check_mailgw.sandbox.ca import SandboxCA
+from check_mailgw.sandbox.plumbing.ca import SandboxCA
 
 TENANT = "3f6b2a9e-5c1d-4e8a-9b7f-2d4c6e8a0b1c"
 CLIENT_ID = "8c2e4a6b-1d3f-4b5a-8c7e-9f0a1b2c3d4e"

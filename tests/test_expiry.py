@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from checkrun import CheckRun, run_check
 
-from check_mailgw.sandbox.commands import oauth_args
-from check_mailgw.sandbox.m365 import M365Sandbox
+from check_mailgw.sandbox.check_commands import oauth_args
+from check_mailgw.sandbox.m365.cloud import M365Sandbox
 
 OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
 MODES = ("graph", "o365-smtp")

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 from test_install import read_until
 
-from check_mailgw.sandbox.cli import READY_LINE
-from check_mailgw.sandbox.tenant import SANDBOX_CLIENT_SECRET
+from check_mailgw.sandbox.m365.tenant import SANDBOX_CLIENT_SECRET
+from check_mailgw.sandbox.mailgw_sandbox import READY_LINE
 
 REPO = Path(__file__).resolve().parent.parent
 PLUGIN_SCRIPT = REPO / "plugins" / "check_mailgw"

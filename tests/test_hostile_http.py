@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from check_mailgw.sandbox.ca import SandboxCA
+from check_mailgw.sandbox.plumbing.ca import SandboxCA
 from tests.checkrun import PLUGIN, CheckRun, run_check
 from tests.hostile_https import CLIENT_ID, MAILBOX, SECRET, TENANT, HostileServer, hostile_server
 

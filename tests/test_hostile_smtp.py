@@ -25,9 +25,9 @@ import pytest
 from checkrun import CheckRun, run_check
 
 from check_mailgw.sandbox.accounts import SANDBOX_USER
-from check_mailgw.sandbox.ca import SandboxCA
-from check_mailgw.sandbox.commands import oauth_args
-from check_mailgw.sandbox.smtp_server import start_smtp
+from check_mailgw.sandbox.check_commands import oauth_args
+from check_mailgw.sandbox.plumbing.ca import SandboxCA
+from check_mailgw.sandbox.smtp.listeners import start_smtp
 
 OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
 EHLO_OK = b"250-mail.hostile.test\r\n250 PIPELINING\r\n"

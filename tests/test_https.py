@@ -25,8 +25,8 @@ from check_mailgw.net.https import DeadlineHttpClient, https_session, proxy_for
 from check_mailgw.net.tls import client_context, handshake
 from check_mailgw.net.tunnel import open_tunnel, proxy_display, proxy_endpoint
 from check_mailgw.outcome import StepFailed
-from check_mailgw.sandbox.ca import SandboxCA
-from check_mailgw.sandbox.proxy import ConnectProxy, start_proxy
+from check_mailgw.sandbox.plumbing.ca import SandboxCA
+from check_mailgw.sandbox.plumbing.proxy import ConnectProxy, start_proxy
 
 TIMEOUT = 5.0
 PROXY_USER, PROXY_PASSWORD = "monitor", "pr0xy-Pa55word"

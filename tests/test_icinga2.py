@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 
 from check_mailgw.sandbox.accounts import SANDBOX_PASSWORD, SANDBOX_USER
-from check_mailgw.sandbox.m365 import M365Sandbox
-from check_mailgw.sandbox.tenant import SANDBOX_CLIENT_SECRET
+from check_mailgw.sandbox.m365.cloud import M365Sandbox
+from check_mailgw.sandbox.m365.tenant import SANDBOX_CLIENT_SECRET
 
 REPO = Path(__file__).resolve().parent.parent
 CHECK_COMMAND = REPO / "contrib" / "icinga2" / "check_mailgw.conf"

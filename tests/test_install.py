@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from check_mailgw.sandbox.cli import READY_LINE, SANDBOX_REQUIREMENTS
+from check_mailgw.sandbox.mailgw_sandbox import READY_LINE, SANDBOX_REQUIREMENTS
 
 REPO = Path(__file__).resolve().parent.parent
 PLUGIN_SCRIPT = REPO / "plugins" / "check_mailgw"
@@ -85,7 +85,8 @@ def test_sandbox_requirements_are_the_sandbox_extra() -> None:
 @pytest.mark.parametrize("command", [
     ["-m", "check_mailgw.sandbox", "--port-base", "0"],
     # What the mailgw-sandbox entry point runs.
-    ["-c", "import sys; from check_mailgw.sandbox.cli import main; sys.exit(main())", "--demo"],
+    ["-c", "import sys; from check_mailgw.sandbox.mailgw_sandbox import main; sys.exit(main())",
+     "--demo"],
 ])
 def test_sandbox_without_its_extra_says_how_to_install_it(
         interpreter_without: Interpreter, tmp_path: Path, command: list[str]) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import pytest
 from checkrun import run_check
 
-from check_mailgw.sandbox.commands import oauth_args
+from check_mailgw.sandbox.check_commands import oauth_args
 
 OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
@@ -233,7 +233,7 @@ JWT = re.compile(r"eyJ[\w-]{8,}\.eyJ[\w-]{8,}\.[\w-]+")
 @pytest.mark.parametrize("extra", [("-vvv",), ("--format", "json", "-vvv"),
                                    ("-vvv", "--send-to", "ops@sandbox.test")])
 def test_no_secret_or_token_in_any_output(mode, extra, m365, ca_file, tmp_path) -> None:
-    from check_mailgw.sandbox.tenant import SANDBOX_CLIENT_SECRET
+    from check_mailgw.sandbox.m365.tenant import SANDBOX_CLIENT_SECRET
 
     sandbox = m365("ok")
     args = [a for a in oauth_args(sandbox, mode, ca_file, tmp_path / "unused")
@@ -247,7 +247,7 @@ def test_no_secret_or_token_in_any_output(mode, extra, m365, ca_file, tmp_path) 
 
 
 def test_a_refused_token_shows_no_secret_either(m365, ca_file) -> None:
-    from check_mailgw.sandbox.tenant import SANDBOX_CLIENT_SECRET
+    from check_mailgw.sandbox.m365.tenant import SANDBOX_CLIENT_SECRET
 
     sandbox = m365("secret-expired")
     args = [a for a in oauth_args(sandbox, "graph", ca_file, "x") if a not in
@@ -259,7 +259,7 @@ def test_a_refused_token_shows_no_secret_either(m365, ca_file) -> None:
 
 @pytest.mark.parametrize("mode", ["o365-smtp", "graph"])
 def test_https_goes_through_the_proxy(mode, m365, ca_file, client_secret_file) -> None:
-    from check_mailgw.sandbox.proxy import start_proxy
+    from check_mailgw.sandbox.plumbing.proxy import start_proxy
 
     sandbox = m365("ok")
     with start_proxy() as proxy:
@@ -278,7 +278,7 @@ def test_the_proxy_comes_from_the_environment_and_no_proxy_is_honoured(
         m365, ca_file, client_secret_file) -> None:
     import os
 
-    from check_mailgw.sandbox.proxy import start_proxy
+    from check_mailgw.sandbox.plumbing.proxy import start_proxy
 
     sandbox = m365("ok")
     args = oauth_args(sandbox, "graph", ca_file, client_secret_file)
@@ -293,7 +293,7 @@ def test_the_proxy_comes_from_the_environment_and_no_proxy_is_honoured(
 
 
 def test_a_proxy_that_refuses_is_named(m365, ca_file, client_secret_file) -> None:
-    from check_mailgw.sandbox.proxy import start_proxy
+    from check_mailgw.sandbox.plumbing.proxy import start_proxy
 
     sandbox = m365("ok")
     with start_proxy(refuse=403) as proxy:
@@ -329,7 +329,7 @@ def test_several_resources_in_the_scope_are_refused(m365, ca_file, client_secret
 
 
 def test_an_untrusted_sign_in_certificate_is_a_tls_failure(m365, client_secret_file) -> None:
-    from check_mailgw.sandbox.ca import SandboxCA
+    from check_mailgw.sandbox.plumbing.ca import SandboxCA
 
     other = SandboxCA()
     sandbox = m365("exchange-slow")  # the token's answer is in before the chain breaks

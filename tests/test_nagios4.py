@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from check_mailgw.sandbox.accounts import SANDBOX_PASSWORD, SANDBOX_USER
-from check_mailgw.sandbox.tenant import SANDBOX_CLIENT_SECRET
+from check_mailgw.sandbox.m365.tenant import SANDBOX_CLIENT_SECRET
 
 REPO = Path(__file__).resolve().parent.parent
 CONTRIB = REPO / "contrib" / "nagios" / "check_mailgw.cfg"

@@ -15,8 +15,8 @@ from checkrun import CheckRun, run_check
 
 from check_mailgw import __version__
 from check_mailgw.sandbox.accounts import SANDBOX_USER, write_password_file
-from check_mailgw.sandbox.commands import oauth_args
-from check_mailgw.sandbox.dns_server import start_dns
+from check_mailgw.sandbox.check_commands import oauth_args
+from check_mailgw.sandbox.plumbing.dns_server import start_dns
 from check_mailgw.sandbox.scenarios import SCENARIOS
 
 OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3

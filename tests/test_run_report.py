@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from check_mailgw.sandbox.ca import SandboxCA
-from check_mailgw.sandbox.commands import oauth_args
+from check_mailgw.sandbox.check_commands import oauth_args
+from check_mailgw.sandbox.plumbing.ca import SandboxCA
 from tests.checkrun import run_check
 
 CRITICAL = 2

@@ -41,18 +41,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from check_mailgw.sandbox import replies
 from check_mailgw.sandbox.accounts import SANDBOX_PASSWORD, SANDBOX_USER
-from check_mailgw.sandbox.app_credentials import AppCertificate
-from check_mailgw.sandbox.ca import SandboxCA
-from check_mailgw.sandbox.cli import READY_LINE, main
-from check_mailgw.sandbox.commands import SandboxPorts, check_commands, oauth_args
+from check_mailgw.sandbox.check_commands import SandboxPorts, check_commands, oauth_args
 from check_mailgw.sandbox.config_file import write_config
-from check_mailgw.sandbox.dns_server import DnsServer
-from check_mailgw.sandbox.m365 import M365Sandbox, start_m365
-from check_mailgw.sandbox.scenarios import PART_TITLES, SCENARIOS
-from check_mailgw.sandbox.smtp_server import Security, SmtpServer, start_smtp
-from check_mailgw.sandbox.tenant import (
+from check_mailgw.sandbox.m365.access_tokens import AccessTokens
+from check_mailgw.sandbox.m365.app_credentials import AppCertificate
+from check_mailgw.sandbox.m365.cloud import M365Sandbox, start_m365
+from check_mailgw.sandbox.m365.tenant import (
     SANDBOX_CLIENT_ID,
     SANDBOX_CLIENT_SECRET,
     SANDBOX_MAILBOXES,
@@ -61,7 +56,12 @@ from check_mailgw.sandbox.tenant import (
     SANDBOX_TENANT_ID,
     SigningKey,
 )
-from check_mailgw.sandbox.tokens import AccessTokens
+from check_mailgw.sandbox.mailgw_sandbox import READY_LINE, main
+from check_mailgw.sandbox.plumbing.ca import SandboxCA
+from check_mailgw.sandbox.plumbing.dns_server import DnsServer
+from check_mailgw.sandbox.scenarios import PART_TITLES, SCENARIOS
+from check_mailgw.sandbox.smtp import canned_replies
+from check_mailgw.sandbox.smtp.listeners import Security, SmtpServer, start_smtp
 
 TIMEOUT = 5.0
 SECURITIES: tuple[Security, ...] = ("starttls", "implicit", "plain")
@@ -196,7 +196,7 @@ def test_auth_before_starttls_needs_encryption(
 ) -> None:
     with smtp_session(smtp_server("starttls"), sandbox_ca, starttls=False) as client:
         assert reply_text(*client.docmd("AUTH", f"PLAIN {PLAIN_CREDENTIALS}")) == (
-            replies.ENCRYPTION_REQUIRED
+            canned_replies.ENCRYPTION_REQUIRED
         )
 
 
@@ -205,7 +205,7 @@ def test_mail_from_before_auth_is_refused(
     smtp_server: StartSmtp, sandbox_ca: SandboxCA, security: str
 ) -> None:
     with smtp_session(smtp_server(security), sandbox_ca) as client:
-        assert reply_text(*client.mail(SANDBOX_USER)) == replies.AUTH_REQUIRED
+        assert reply_text(*client.mail(SANDBOX_USER)) == canned_replies.AUTH_REQUIRED
 
 
 def test_bad_password_is_refused(smtp_server: StartSmtp, sandbox_ca: SandboxCA) -> None:
@@ -214,21 +214,22 @@ def test_bad_password_is_refused(smtp_server: StartSmtp, sandbox_ca: SandboxCA) 
         pytest.raises(smtplib.SMTPAuthenticationError) as refused,
     ):
         client.login(SANDBOX_USER, "wrong")
-    assert reply_text(refused.value.smtp_code, refused.value.smtp_error) == replies.AUTH_INVALID
+    refusal = reply_text(refused.value.smtp_code, refused.value.smtp_error)
+    assert refusal == canned_replies.AUTH_INVALID
 
 
 @pytest.mark.parametrize(
     "dialogue",
     [
-        [("AUTH PLAIN", "334 "), (PLAIN_CREDENTIALS, replies.AUTH_SUCCESSFUL)],
+        [("AUTH PLAIN", "334 "), (PLAIN_CREDENTIALS, canned_replies.AUTH_SUCCESSFUL)],
         [
             ("AUTH LOGIN", "334 VXNlcm5hbWU6"),
             (base64.b64encode(SANDBOX_USER.encode()).decode(), "334 UGFzc3dvcmQ6"),
-            (base64.b64encode(SANDBOX_PASSWORD.encode()).decode(), replies.AUTH_SUCCESSFUL),
+            (base64.b64encode(SANDBOX_PASSWORD.encode()).decode(), canned_replies.AUTH_SUCCESSFUL),
         ],
         [
             ("AUTH LOGIN " + base64.b64encode(SANDBOX_USER.encode()).decode(), "334 UGFzc3dvcmQ6"),
-            (base64.b64encode(SANDBOX_PASSWORD.encode()).decode(), replies.AUTH_SUCCESSFUL),
+            (base64.b64encode(SANDBOX_PASSWORD.encode()).decode(), canned_replies.AUTH_SUCCESSFUL),
         ],
     ],
     ids=["plain-challenge", "login-challenge", "login-initial-response"],
@@ -278,12 +279,12 @@ def test_pipelined_mail_rcpt_rset_get_three_replies(
         client.send("EHLO client.test\r\n")
         assert "250-PIPELINING" in client.reply()
         client.send(f"AUTH PLAIN {PLAIN_CREDENTIALS}\r\n")
-        assert client.last() == replies.AUTH_SUCCESSFUL
+        assert client.last() == canned_replies.AUTH_SUCCESSFUL
         client.send(f"MAIL FROM:<{SANDBOX_USER}>\r\nRCPT TO:<ops@example.com>\r\nRSET\r\n")
         assert [client.last() for _ in range(3)] == [
-            replies.SENDER_OK,
-            replies.RECIPIENT_OK,
-            replies.OK,
+            canned_replies.SENDER_OK,
+            canned_replies.RECIPIENT_OK,
+            canned_replies.OK,
         ]
     assert server.messages == []
 
@@ -299,9 +300,9 @@ def test_sender_must_belong_to_the_authenticated_user(
         client.login(SANDBOX_USER, SANDBOX_PASSWORD)
         reply = reply_text(*client.mail(sender))
     expected = (
-        replies.SENDER_OK
+        canned_replies.SENDER_OK
         if accepted
-        else replies.SENDER_NOT_OWNED.format(address=sender, user=SANDBOX_USER)
+        else canned_replies.SENDER_NOT_OWNED.format(address=sender, user=SANDBOX_USER)
     )
     assert reply == expected
 
@@ -317,9 +318,8 @@ def test_recipients_in_invalid_domains_are_unknown(
         client.login(SANDBOX_USER, SANDBOX_PASSWORD)
         client.mail(SANDBOX_USER)
         reply = reply_text(*client.rcpt(recipient))
-    expected = (
-        replies.RECIPIENT_OK if accepted else replies.RECIPIENT_UNKNOWN.format(address=recipient)
-    )
+    unknown = canned_replies.RECIPIENT_UNKNOWN.format(address=recipient)
+    expected = canned_replies.RECIPIENT_OK if accepted else unknown
     assert reply == expected
 
 
@@ -375,7 +375,7 @@ def test_no_starttls_offers_auth_in_cleartext(
     with smtp_session(smtp_server("starttls", "no-starttls"), sandbox_ca, starttls=False) as client:
         assert not client.has_extn("starttls")
         assert client.has_extn("auth")
-        assert reply_text(*client.docmd("STARTTLS")) == replies.NOT_IMPLEMENTED
+        assert reply_text(*client.docmd("STARTTLS")) == canned_replies.NOT_IMPLEMENTED
         assert client.login(SANDBOX_USER, SANDBOX_PASSWORD)[0] == 235
 
 
@@ -383,9 +383,9 @@ def test_no_auth_never_offers_auth(smtp_server: StartSmtp, sandbox_ca: SandboxCA
     with smtp_session(smtp_server("starttls", "no-auth"), sandbox_ca) as client:
         assert not client.has_extn("auth")
         assert reply_text(*client.docmd("AUTH", f"PLAIN {PLAIN_CREDENTIALS}")) == (
-            replies.NOT_IMPLEMENTED
+            canned_replies.NOT_IMPLEMENTED
         )
-        assert reply_text(*client.mail(SANDBOX_USER)) == replies.SENDER_OK
+        assert reply_text(*client.mail(SANDBOX_USER)) == canned_replies.SENDER_OK
 
 
 def test_login_only_offers_and_accepts_login_alone(
@@ -394,7 +394,7 @@ def test_login_only_offers_and_accepts_login_alone(
     with smtp_session(smtp_server("starttls", "login-only"), sandbox_ca) as client:
         assert client.esmtp_features["auth"].split() == ["LOGIN"]
         assert reply_text(*client.docmd("AUTH", f"PLAIN {PLAIN_CREDENTIALS}")) == (
-            replies.MECHANISM_UNKNOWN
+            canned_replies.MECHANISM_UNKNOWN
         )
         assert client.login(SANDBOX_USER, SANDBOX_PASSWORD)[0] == 235
 
@@ -408,7 +408,7 @@ def test_starttls_required_refuses_auth_until_starttls(
         assert client.has_extn("auth")
         assert client.has_extn("starttls")
         assert reply_text(*client.docmd("AUTH", f"PLAIN {PLAIN_CREDENTIALS}")) == (
-            replies.STARTTLS_FIRST
+            canned_replies.STARTTLS_FIRST
         )
         client.starttls(context=sandbox_ca.client_context())
         client.ehlo()
@@ -458,7 +458,7 @@ def test_busy_greets_with_421_and_closes(
     server = smtp_server(security, "busy")
     context = sandbox_ca.client_context() if security == "implicit" else None
     with raw_client(server, context) as client:
-        assert client.last() == replies.SERVICE_NOT_AVAILABLE
+        assert client.last() == canned_replies.SERVICE_NOT_AVAILABLE
         with pytest.raises(ConnectionError):
             client.line()
 
@@ -466,23 +466,23 @@ def test_busy_greets_with_421_and_closes(
 def test_tempfail_answers_mail_from_with_451(smtp_server: StartSmtp, sandbox_ca: SandboxCA) -> None:
     with smtp_session(smtp_server("starttls", "tempfail"), sandbox_ca) as client:
         client.login(SANDBOX_USER, SANDBOX_PASSWORD)
-        assert reply_text(*client.mail(SANDBOX_USER)) == replies.EXCHANGE_SERVER_BUSY
+        assert reply_text(*client.mail(SANDBOX_USER)) == canned_replies.EXCHANGE_SERVER_BUSY
 
 
 def test_bad_greeting_answers_503_until_quit(smtp_server: StartSmtp) -> None:
     with raw_client(smtp_server("starttls", "bad-greeting")) as client:
-        assert client.last() == replies.NO_SMTP_SERVICE
+        assert client.last() == canned_replies.NO_SMTP_SERVICE
         client.send("EHLO client.test\r\n")
-        assert client.last() == replies.BAD_SEQUENCE
+        assert client.last() == canned_replies.BAD_SEQUENCE
         client.send("QUIT\r\n")
-        assert client.last() == replies.BYE
+        assert client.last() == canned_replies.BYE
         with pytest.raises(ConnectionError):
             client.line()
 
 
 def test_not_smtp_sends_an_ssh_banner_and_nothing_else(smtp_server: StartSmtp) -> None:
     with raw_client(smtp_server("implicit", "not-smtp"), timeout=0.3) as client:
-        assert client.line() == replies.SSH_BANNER
+        assert client.line() == canned_replies.SSH_BANNER
         client.send("EHLO client.test\r\n")
         with pytest.raises(TimeoutError):
             client.line()
@@ -1250,7 +1250,7 @@ def test_rbac_only_tokens_carry_no_roles_and_still_send(
     assert "roles" not in jwt_part(exchange_token, 1)
     assert send_mail(sandbox, https, graph_token).status_code == 202
     with exchange_session(sandbox, sandbox_ca) as client:
-        assert xoauth2_login(client, SANDBOX_USER, exchange_token) == replies.AUTH_SUCCESSFUL
+        assert xoauth2_login(client, SANDBOX_USER, exchange_token) == canned_replies.AUTH_SUCCESSFUL
 
 
 # Graph
@@ -1436,11 +1436,11 @@ def test_xoauth2_authenticates_and_the_message_is_accepted(
     token = access_token(sandbox, https, EXCHANGE_SCOPE)
     with exchange_session(sandbox, sandbox_ca) as client:
         if form == "challenge":
-            assert xoauth2_login(client, SANDBOX_USER, token) == replies.AUTH_SUCCESSFUL
+            assert xoauth2_login(client, SANDBOX_USER, token) == canned_replies.AUTH_SUCCESSFUL
         else:
             # Longer than SMTP's 512-octet command line, which the listener allows for AUTH.
             reply = reply_text(*client.docmd("AUTH", f"XOAUTH2 {xoauth2(SANDBOX_USER, token)}"))
-            assert reply == replies.AUTH_SUCCESSFUL
+            assert reply == canned_replies.AUTH_SUCCESSFUL
         assert reply_text(*client.mail(SANDBOX_USER)) == "250 2.1.0 Sender OK"
         assert reply_text(*client.rcpt("alerts@example.com")) == "250 2.1.5 Recipient OK"
         code, text = client.data(PROBE)
@@ -1505,7 +1505,7 @@ def test_xoauth2_malformed_blob_is_5_5_124(
 ) -> None:
     with exchange_session(m365(), sandbox_ca) as client:
         assert client.docmd("AUTH", "XOAUTH2")[0] == 334
-        assert reply_text(*client.docmd(blob)) == replies.EXCHANGE_XOAUTH2_MALFORMED
+        assert reply_text(*client.docmd(blob)) == canned_replies.EXCHANGE_XOAUTH2_MALFORMED
 
 
 def test_send_as_another_mailbox_is_refused_only_at_the_end_of_data(
@@ -1514,7 +1514,7 @@ def test_send_as_another_mailbox_is_refused_only_at_the_end_of_data(
     sandbox = m365()
     token = access_token(sandbox, https, EXCHANGE_SCOPE)
     with exchange_session(sandbox, sandbox_ca) as client:
-        assert xoauth2_login(client, SANDBOX_USER, token) == replies.AUTH_SUCCESSFUL
+        assert xoauth2_login(client, SANDBOX_USER, token) == canned_replies.AUTH_SUCCESSFUL
         assert reply_text(*client.mail(SANDBOX_OPS_MAILBOX)) == "250 2.1.0 Sender OK"
         assert reply_text(*client.rcpt("alerts@example.com")) == "250 2.1.5 Recipient OK"
         reply = reply_text(*client.data(PROBE.replace(SANDBOX_USER, SANDBOX_OPS_MAILBOX)))
@@ -1545,7 +1545,7 @@ def test_send_as_another_mailbox_is_refused_only_at_the_end_of_data(
             r"535 5\.7\.139 Authentication unsuccessful, the request did not meet the criteria "
             rf"to be authenticated successfully\. Contact your administrator\. {EXCHANGE_TRAILER}",
         ),
-        ("xoauth2-malformed", re.escape(replies.EXCHANGE_XOAUTH2_MALFORMED)),
+        ("xoauth2-malformed", re.escape(canned_replies.EXCHANGE_XOAUTH2_MALFORMED)),
         (
             "mailbox-logon-failure-auth",
             r"430 4\.2\.0 STOREDRV; mailbox logon failure; .*cn=monitor@sandbox\.test\. "
@@ -1586,7 +1586,7 @@ def test_exchange_scenarios_refuse_at_the_end_of_data(
     sandbox = m365(scenario)
     token = access_token(sandbox, https, EXCHANGE_SCOPE)
     with exchange_session(sandbox, sandbox_ca) as client:
-        assert xoauth2_login(client, SANDBOX_USER, token) == replies.AUTH_SUCCESSFUL
+        assert xoauth2_login(client, SANDBOX_USER, token) == canned_replies.AUTH_SUCCESSFUL
         assert reply_text(*client.mail(SANDBOX_USER)) == "250 2.1.0 Sender OK"
         assert reply_text(*client.rcpt("alerts@example.com")) == "250 2.1.5 Recipient OK"
         assert re.fullmatch(expected, reply_text(*client.data(PROBE)))
@@ -1601,7 +1601,8 @@ def test_tls_too_old_answers_the_ehlo_after_starttls_and_closes(
     try:
         client.ehlo()
         client.starttls(context=sandbox_ca.client_context())
-        assert reply_text(*client.docmd("EHLO", "client.test")) == replies.EXCHANGE_TLS_TOO_OLD
+        refusal = reply_text(*client.docmd("EHLO", "client.test"))
+        assert refusal == canned_replies.EXCHANGE_TLS_TOO_OLD
         with pytest.raises(smtplib.SMTPServerDisconnected):
             client.docmd("NOOP")
     finally:
@@ -1614,7 +1615,7 @@ def test_exchange_tempfail_answers_mail_from_with_451_prx4(
     sandbox = m365("exchange-tempfail")
     token = access_token(sandbox, https, EXCHANGE_SCOPE)
     with exchange_session(sandbox, sandbox_ca) as client:
-        assert xoauth2_login(client, SANDBOX_USER, token) == replies.AUTH_SUCCESSFUL
+        assert xoauth2_login(client, SANDBOX_USER, token) == canned_replies.AUTH_SUCCESSFUL
         assert re.fullmatch(
             rf"451 4\.7\.0 Temporary server error\. Please try again later\. PRX4 "
             rf"{EXCHANGE_TRAILER}",
@@ -1893,7 +1894,7 @@ def test_a_certificate_token_is_accepted_by_graph_and_exchange(
                          ["access_token"])
     assert send_mail(sandbox, https, graph_token).status_code == 202
     with exchange_session(sandbox, sandbox_ca) as client:
-        assert xoauth2_login(client, SANDBOX_USER, exchange_token) == replies.AUTH_SUCCESSFUL
+        assert xoauth2_login(client, SANDBOX_USER, exchange_token) == canned_replies.AUTH_SUCCESSFUL
 
 
 @pytest.mark.parametrize("form", ["thumbprint", "public_certificate"])

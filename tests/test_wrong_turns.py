@@ -12,8 +12,8 @@ import pytest
 from checkrun import run_check
 
 from check_mailgw.sandbox.accounts import SANDBOX_PASSWORD, SANDBOX_USER
-from check_mailgw.sandbox.commands import expiry_args, oauth_args
-from check_mailgw.sandbox.tenant import SANDBOX_CLIENT_SECRET
+from check_mailgw.sandbox.check_commands import expiry_args, oauth_args
+from check_mailgw.sandbox.m365.tenant import SANDBOX_CLIENT_SECRET
 
 OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
 BASE = ("-H", "127.0.0.1", "--from", "monitor@sandbox.test")

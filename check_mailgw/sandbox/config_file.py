@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 from check_mailgw.sandbox.accounts import SANDBOX_USER
-from check_mailgw.sandbox.commands import (
+from check_mailgw.sandbox.check_commands import (
     CA_FILE_NAME,
     CLIENT_CERTIFICATE_FILE_NAME,
     CLIENT_SECRET_FILE_NAME,

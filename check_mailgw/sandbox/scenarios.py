@@ -11,10 +11,11 @@ provider accepts and Graph's applications(appId=...) lists).
 from dataclasses import dataclass
 from typing import Literal
 
-from check_mailgw.sandbox import entra_errors, graph_errors, replies
-from check_mailgw.sandbox.entra_errors import EntraError
-from check_mailgw.sandbox.graph_errors import GraphError
-from check_mailgw.sandbox.http_answers import BAD_GATEWAY, ProxyFailure
+from check_mailgw.sandbox.m365 import entra_errors, graph_errors
+from check_mailgw.sandbox.m365.entra_errors import EntraError
+from check_mailgw.sandbox.m365.graph_errors import GraphError
+from check_mailgw.sandbox.plumbing.http_answers import BAD_GATEWAY, ProxyFailure
+from check_mailgw.sandbox.smtp import canned_replies
 
 # A Postfix submission server whose SASL is Dovecot's, set up for Entra ID tokens.
 POSTFIX_GREETING_TEXT = "ESMTP Postfix (Debian/GNU)"
@@ -28,7 +29,7 @@ AppLookup = Literal["allowed", "forbidden"]
 TlsSetup = Literal["valid", "wrong-host", "expired", "expiring", "handshake-failure"]
 
 # What aiosmtpd cannot play (misbehaviour too crude for an SMTP engine, and small
-# dialogues of its own), played by check_mailgw.sandbox.scripted.
+# dialogues of its own), played by check_mailgw.sandbox.smtp.scripted.
 Script = Literal[
     "reply-and-close", "reply-and-await-quit", "reply-and-idle", "idle", "blackhole",
     "endless-reply", "no-pipelining", "terse-replies",
@@ -54,8 +55,8 @@ class Scenario:
     name: str
     description: str
     part: Part = "smtp"
-    hostname: str = replies.SANDBOX_HOSTNAME
-    greeting_text: str = replies.SANDBOX_GREETING_TEXT
+    hostname: str = canned_replies.SANDBOX_HOSTNAME
+    greeting_text: str = canned_replies.SANDBOX_GREETING_TEXT
     offers_starttls: bool = True
     offers_auth: bool = True
     # None: the listener's own (PLAIN LOGIN; Exchange: LOGIN XOAUTH2).
@@ -139,17 +140,17 @@ _SCENARIOS = (
     Scenario(
         "auth-disabled",
         "Exchange Online with SMTP AUTH disabled for the tenant (535 5.7.139)",
-        hostname=replies.EXCHANGE_HOSTNAME,
-        greeting_text=replies.EXCHANGE_GREETING_TEXT,
-        auth_reply=replies.EXCHANGE_AUTH_DISABLED,
-        xoauth2_reply=replies.EXCHANGE_AUTH_DISABLED,
+        hostname=canned_replies.EXCHANGE_HOSTNAME,
+        greeting_text=canned_replies.EXCHANGE_GREETING_TEXT,
+        auth_reply=canned_replies.EXCHANGE_AUTH_DISABLED,
+        xoauth2_reply=canned_replies.EXCHANGE_AUTH_DISABLED,
     ),
     Scenario(
         "basic-auth-retired",
         "Exchange Online after basic authentication was retired (550 5.7.30)",
-        hostname=replies.EXCHANGE_HOSTNAME,
-        greeting_text=replies.EXCHANGE_GREETING_TEXT,
-        auth_reply=replies.EXCHANGE_BASIC_AUTH_RETIRED,
+        hostname=canned_replies.EXCHANGE_HOSTNAME,
+        greeting_text=canned_replies.EXCHANGE_GREETING_TEXT,
+        auth_reply=canned_replies.EXCHANGE_BASIC_AUTH_RETIRED,
     ),
     Scenario(
         "dovecot-token-refused",
@@ -162,30 +163,30 @@ _SCENARIOS = (
     Scenario(
         "busy-at-mail",
         "offers PIPELINING, answers MAIL FROM with 421 and closes the connection",
-        mail_reply=replies.SERVICE_NOT_AVAILABLE,
+        mail_reply=canned_replies.SERVICE_NOT_AVAILABLE,
     ),
     Scenario(
         "busy",
         "greets with 421 and closes the connection",
         script="reply-and-close",
-        opening=replies.SERVICE_NOT_AVAILABLE,
+        opening=canned_replies.SERVICE_NOT_AVAILABLE,
     ),
     Scenario(
         "tempfail",
         "MAIL FROM answered 451 4.7.500 (Exchange throttling)",
-        mail_reply=replies.EXCHANGE_SERVER_BUSY,
+        mail_reply=canned_replies.EXCHANGE_SERVER_BUSY,
     ),
     Scenario(
         "bad-greeting",
         "greets with 554 and only waits for QUIT",
         script="reply-and-await-quit",
-        opening=replies.NO_SMTP_SERVICE,
+        opening=canned_replies.NO_SMTP_SERVICE,
     ),
     Scenario(
         "not-smtp",
         "an SSH server on the port: sends its banner, never speaks SMTP",
         script="reply-and-idle",
-        opening=replies.SSH_BANNER,
+        opening=canned_replies.SSH_BANNER,
     ),
     Scenario(
         "drop-mid-session",
@@ -196,14 +197,14 @@ _SCENARIOS = (
         "endless-reply",
         "greets, then answers EHLO with 250- continuation lines that never end",
         script="endless-reply",
-        opening=f"220 {replies.SANDBOX_HOSTNAME} {replies.SANDBOX_GREETING_TEXT}",
+        opening=f"220 {canned_replies.SANDBOX_HOSTNAME} {canned_replies.SANDBOX_GREETING_TEXT}",
     ),
     Scenario(
         "no-pipelining",
         "an ESMTP relay without PIPELINING, STARTTLS or AUTH: one reply per command; "
         "senders outside sandbox.test refused",
         script="no-pipelining",
-        opening=f"220 {replies.SANDBOX_HOSTNAME} {replies.SANDBOX_GREETING_TEXT}",
+        opening=f"220 {canned_replies.SANDBOX_HOSTNAME} {canned_replies.SANDBOX_GREETING_TEXT}",
     ),
     Scenario(
         "terse-replies",
@@ -338,67 +339,67 @@ _SCENARIOS = (
         "sp-not-registered",
         "the service principal is not registered in Exchange (535 5.7.3 with a valid token)",
         part="exchange",
-        xoauth2_reply=replies.EXCHANGE_AUTH_UNSUCCESSFUL,
+        xoauth2_reply=canned_replies.EXCHANGE_AUTH_UNSUCCESSFUL,
     ),
     Scenario(
         "smtp-auth-disabled-mailbox",
         "SMTP AUTH is disabled for the mailbox (535 5.7.139)",
         part="exchange",
-        xoauth2_reply=replies.EXCHANGE_MAILBOX_AUTH_DISABLED,
+        xoauth2_reply=canned_replies.EXCHANGE_MAILBOX_AUTH_DISABLED,
     ),
     Scenario(
         "smtp-conditional-access",
         "Conditional Access refuses the SMTP login (535 5.7.139)",
         part="exchange",
-        xoauth2_reply=replies.EXCHANGE_CONDITIONAL_ACCESS,
+        xoauth2_reply=canned_replies.EXCHANGE_CONDITIONAL_ACCESS,
     ),
     Scenario(
         "xoauth2-malformed",
         "every XOAUTH2 blob is refused as malformed (501 5.5.124)",
         part="exchange",
-        xoauth2_reply=replies.EXCHANGE_XOAUTH2_MALFORMED,
+        xoauth2_reply=canned_replies.EXCHANGE_XOAUTH2_MALFORMED,
     ),
     Scenario(
         "mailbox-logon-failure",
         "AUTH succeeds, then the mailbox cannot be opened at the end of DATA (430 4.2.0)",
         part="exchange",
-        end_of_data_reply=replies.EXCHANGE_MAILBOX_LOGON_FAILURE,
+        end_of_data_reply=canned_replies.EXCHANGE_MAILBOX_LOGON_FAILURE,
     ),
     Scenario(
         "mailbox-logon-failure-mail",
         "AUTH succeeds, then MAIL FROM is answered 430 4.2.0 (mailbox logon failure)",
         part="exchange",
-        exchange_mail_reply=replies.EXCHANGE_MAILBOX_LOGON_FAILURE,
+        exchange_mail_reply=canned_replies.EXCHANGE_MAILBOX_LOGON_FAILURE,
     ),
     Scenario(
         "mailbox-logon-failure-auth",
         "the mailbox cannot be opened, answered to AUTH (430 4.2.0)",
         part="exchange",
-        xoauth2_reply=replies.EXCHANGE_MAILBOX_LOGON_FAILURE,
+        xoauth2_reply=canned_replies.EXCHANGE_MAILBOX_LOGON_FAILURE,
     ),
     Scenario(
         "send-as-denied",
         "the end of DATA is refused: no send-as right (554 5.2.252 SendAsDenied)",
         part="exchange",
-        end_of_data_reply=replies.EXCHANGE_SEND_AS_DENIED,
+        end_of_data_reply=canned_replies.EXCHANGE_SEND_AS_DENIED,
     ),
     Scenario(
         "send-as-denied-5760",
         "the end of DATA is refused: no send-as permission (550 5.7.60)",
         part="exchange",
-        end_of_data_reply=replies.EXCHANGE_NO_SEND_AS_PERMISSION,
+        end_of_data_reply=canned_replies.EXCHANGE_NO_SEND_AS_PERMISSION,
     ),
     Scenario(
         "tls-too-old",
         "the EHLO after STARTTLS is answered 421 4.7.66 (TLS below 1.2) and the line closed",
         part="exchange",
-        tls_ehlo_reply=replies.EXCHANGE_TLS_TOO_OLD,
+        tls_ehlo_reply=canned_replies.EXCHANGE_TLS_TOO_OLD,
     ),
     Scenario(
         "exchange-tempfail",
         "MAIL FROM answered 451 4.7.0 Temporary server error (PRX4)",
         part="exchange",
-        exchange_mail_reply=replies.EXCHANGE_TEMPORARY_ERROR,
+        exchange_mail_reply=canned_replies.EXCHANGE_TEMPORARY_ERROR,
     ),
     Scenario(
         "exchange-slow",
@@ -463,14 +464,14 @@ _SCENARIOS = (
         "service principal in Exchange, or no RBAC assignment",
         part="several",
         token_roles=False,
-        xoauth2_reply=replies.EXCHANGE_AUTH_UNSUCCESSFUL,
+        xoauth2_reply=canned_replies.EXCHANGE_AUTH_UNSUCCESSFUL,
     ),
     Scenario(
         "no-roles-send-as-denied",
         "tokens carry no roles; AUTH passes, the end of DATA is refused (554 5.2.252)",
         part="several",
         token_roles=False,
-        end_of_data_reply=replies.EXCHANGE_SEND_AS_DENIED,
+        end_of_data_reply=canned_replies.EXCHANGE_SEND_AS_DENIED,
     ),
     Scenario(
         "slow-token-and-transport",

@@ -8,7 +8,7 @@ in per request.
 import datetime
 from dataclasses import dataclass
 
-from check_mailgw.sandbox.http_answers import HttpAnswer
+from check_mailgw.sandbox.plumbing.http_answers import HttpAnswer
 
 # What Graph sends along with a 401, pointing the client at the identity provider.
 WWW_AUTHENTICATE = (

@@ -22,20 +22,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from check_mailgw.sandbox import entra_errors
-from check_mailgw.sandbox.app_credentials import AppCredentials, KeyCredential
-from check_mailgw.sandbox.entra_errors import EntraError
-from check_mailgw.sandbox.http_answers import HttpAnswer, HttpRequest, ProxyFailure, request_guid
-from check_mailgw.sandbox.scenarios import Scenario
-from check_mailgw.sandbox.tenant import (
-    SANDBOX_APP_NAME,
-    SANDBOX_CLIENT_SECRET,
-    SANDBOX_TENANT_DOMAIN,
-    resolve_tenant,
-    tenant_form,
-    unbase64url,
-)
-from check_mailgw.sandbox.tokens import (
+from check_mailgw.sandbox.m365 import entra_errors
+from check_mailgw.sandbox.m365.access_tokens import (
     CLOCK_SKEW,
     DEFAULT_ROLES,
     EXCHANGE_RESOURCE,
@@ -45,6 +33,23 @@ from check_mailgw.sandbox.tokens import (
     ClientCredential,
     split_jwt,
 )
+from check_mailgw.sandbox.m365.app_credentials import AppCredentials, KeyCredential
+from check_mailgw.sandbox.m365.entra_errors import EntraError
+from check_mailgw.sandbox.m365.tenant import (
+    SANDBOX_APP_NAME,
+    SANDBOX_CLIENT_SECRET,
+    SANDBOX_TENANT_DOMAIN,
+    resolve_tenant,
+    tenant_form,
+    unbase64url,
+)
+from check_mailgw.sandbox.plumbing.http_answers import (
+    HttpAnswer,
+    HttpRequest,
+    ProxyFailure,
+    request_guid,
+)
+from check_mailgw.sandbox.scenarios import Scenario
 
 DEFAULT_SCOPE_SUFFIX = "/.default"
 CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"

@@ -4,10 +4,10 @@ and small ESMTP dialogues of their own (no PIPELINING, replies of a code alone).
 import asyncio
 import socket
 
-from check_mailgw.sandbox import replies
 from check_mailgw.sandbox.accounts import SANDBOX_DOMAIN
-from check_mailgw.sandbox.background import listen_on
+from check_mailgw.sandbox.plumbing.background import listen_on
 from check_mailgw.sandbox.scenarios import Scenario, Script
+from check_mailgw.sandbox.smtp import canned_replies
 
 # These imitate SMTP servers, so on an implicit-TLS port they speak TLS first;
 # an SSH server or a silent peer would not.
@@ -23,13 +23,13 @@ DIALOGUES: dict[Script, dict[str, str]] = {
     # plenty of internal relays do: each command waits for its own reply. It
     # takes mail from its own domain only (see _refused_sender).
     "no-pipelining": {
-        "EHLO": f"250-{replies.SANDBOX_HOSTNAME}\r\n250-8BITMIME\r\n250 ENHANCEDSTATUSCODES",
-        "HELO": f"250 {replies.SANDBOX_HOSTNAME}",
-        "MAIL": replies.SENDER_OK,
-        "RCPT": replies.RECIPIENT_OK,
-        "RSET": replies.OK,
-        "NOOP": replies.OK,
-        "QUIT": replies.BYE,
+        "EHLO": f"250-{canned_replies.SANDBOX_HOSTNAME}\r\n250-8BITMIME\r\n250 ENHANCEDSTATUSCODES",
+        "HELO": f"250 {canned_replies.SANDBOX_HOSTNAME}",
+        "MAIL": canned_replies.SENDER_OK,
+        "RCPT": canned_replies.RECIPIENT_OK,
+        "RSET": canned_replies.OK,
+        "NOOP": canned_replies.OK,
+        "QUIT": canned_replies.BYE,
     },
     # RFC 5321 4.2 to the letter: the text after a reply code is optional.
     "terse-replies": {
@@ -82,7 +82,7 @@ class ScriptedSession(asyncio.Protocol):
             line, _, self._buffer = self._buffer.partition(b"\n")
             verb = line.strip().split(b" ", 1)[0].split(b":", 1)[0].upper()
             if verb == b"QUIT":
-                self._send(DIALOGUES.get(script, {}).get("QUIT", replies.BYE))
+                self._send(DIALOGUES.get(script, {}).get("QUIT", canned_replies.BYE))
                 assert self._transport is not None
                 self._transport.close()
                 return
@@ -92,7 +92,7 @@ class ScriptedSession(asyncio.Protocol):
         script = self._scenario.script
         if script == "reply-and-await-quit":
             # RFC 5321 4.3.1: after a 554 greeting, everything but QUIT gets 503.
-            self._send(replies.BAD_SEQUENCE)
+            self._send(canned_replies.BAD_SEQUENCE)
         elif script == "endless-reply":
             if not self._endless_lines:  # the reply to the first command never ends
                 self._write_endless()
@@ -100,7 +100,7 @@ class ScriptedSession(asyncio.Protocol):
             self._send(refusal)
         elif script in DIALOGUES:
             self._send(DIALOGUES[script].get(verb, NOT_IMPLEMENTED.get(script,
-                                                                       replies.NOT_IMPLEMENTED)))
+                                                                       canned_replies.NOT_IMPLEMENTED)))
 
     def _write_endless(self) -> None:
         """Continuation lines until the client leaves, a batch per turn of the event loop.
@@ -115,7 +115,7 @@ class ScriptedSession(asyncio.Protocol):
         first = self._endless_lines
         batch = [f"250-X-LINE-{n}" for n in range(first, first + _ENDLESS_BATCH)]
         if not first:
-            batch[0] = f"250-{replies.SANDBOX_HOSTNAME}"
+            batch[0] = f"250-{canned_replies.SANDBOX_HOSTNAME}"
         self._endless_lines += len(batch)
         self._transport.write("".join(f"{line}\r\n" for line in batch).encode("ascii"))
         asyncio.get_running_loop().call_soon(self._write_endless)

@@ -22,12 +22,12 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 
-from check_mailgw.sandbox.scenarios import Scenario
-from check_mailgw.sandbox.tenant import (
+from check_mailgw.sandbox.m365.tenant import (
     SANDBOX_APP_NAME,
     SANDBOX_CLIENT_SECRET,
     SANDBOX_SECRET_KEY_ID,
 )
+from check_mailgw.sandbox.scenarios import Scenario
 
 SECRET_DISPLAY_NAME = "check_mailgw monitor"
 # Entra shows a secret's first three characters as its hint.

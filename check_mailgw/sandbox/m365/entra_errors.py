@@ -10,7 +10,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from check_mailgw.sandbox.http_answers import HttpAnswer
+from check_mailgw.sandbox.plumbing.http_answers import HttpAnswer
 
 
 @dataclass(frozen=True)

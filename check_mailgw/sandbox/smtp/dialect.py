@@ -18,9 +18,9 @@ from typing import AnyStr, ClassVar, Literal
 
 from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, TLSSetupException
 
-from check_mailgw.sandbox import replies
 from check_mailgw.sandbox.scenarios import Scenario
-from check_mailgw.sandbox.tls_refusal import HandshakeRefusal
+from check_mailgw.sandbox.smtp import canned_replies
+from check_mailgw.sandbox.smtp.tls_refusal import HandshakeRefusal
 
 Security = Literal["starttls", "implicit", "plain"]
 
@@ -80,11 +80,11 @@ class Mailbox:
     """aiosmtpd handler: the envelope rules and the store of accepted messages."""
 
     # The words of the replies a subclass may change (Exchange says them its own way).
-    RECIPIENT_OK: ClassVar[str] = replies.RECIPIENT_OK
-    RECIPIENT_UNKNOWN: ClassVar[str] = replies.RECIPIENT_UNKNOWN
-    RESET: ClassVar[str] = replies.OK
-    NOOP: ClassVar[str] = replies.OK
-    BYE: ClassVar[str] = replies.BYE
+    RECIPIENT_OK: ClassVar[str] = canned_replies.RECIPIENT_OK
+    RECIPIENT_UNKNOWN: ClassVar[str] = canned_replies.RECIPIENT_UNKNOWN
+    RESET: ClassVar[str] = canned_replies.OK
+    NOOP: ClassVar[str] = canned_replies.OK
+    BYE: ClassVar[str] = canned_replies.BYE
 
     scenario: Scenario
     accounts: dict[str, str]
@@ -102,10 +102,10 @@ class Mailbox:
             return self.scenario.mail_reply
         user = session.auth_data if session.authenticated else None
         if user is not None and not sender_allowed(address, user):
-            return replies.SENDER_NOT_OWNED.format(address=address, user=user)
+            return canned_replies.SENDER_NOT_OWNED.format(address=address, user=user)
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
-        return replies.SENDER_OK
+        return canned_replies.SENDER_OK
 
     async def handle_RCPT(
         self,
@@ -123,7 +123,7 @@ class Mailbox:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         self.record(session, envelope, parse_message(envelope))
-        return replies.QUEUED.format(queue_id=secrets.token_hex(5).upper())
+        return canned_replies.QUEUED.format(queue_id=secrets.token_hex(5).upper())
 
     def record(self, session: Session, envelope: Envelope, message: EmailMessage) -> None:
         """Keep an accepted message for the tests to read."""
@@ -152,7 +152,7 @@ class Mailbox:
         # business; anything else is a sandbox bug worth a traceback.
         if not isinstance(error, TLSSetupException | ConnectionError):
             log.error("sandbox SMTP session failed", exc_info=error)
-        return replies.INTERNAL_ERROR
+        return canned_replies.INTERNAL_ERROR
 
 
 class SandboxSMTP(SMTP):
@@ -163,8 +163,8 @@ class SandboxSMTP(SMTP):
     # What a dialect of the sandbox (Exchange's) words or offers differently.
     default_mechanisms: tuple[str, ...] = ("PLAIN", "LOGIN")
     message_size_limit = MAX_MESSAGE_SIZE
-    auth_required_reply = replies.AUTH_REQUIRED
-    encryption_required_reply = replies.ENCRYPTION_REQUIRED
+    auth_required_reply = canned_replies.AUTH_REQUIRED
+    encryption_required_reply = canned_replies.ENCRYPTION_REQUIRED
 
     def __init__(
         self,
@@ -234,7 +234,7 @@ class SandboxSMTP(SMTP):
 
     async def smtp_EHLO(self, hostname: str | None) -> None:
         if not hostname:
-            await self.push(replies.EHLO_SYNTAX)
+            await self.push(canned_replies.EHLO_SYNTAX)
             return
         self._set_rset_state()
         assert self.session is not None
@@ -264,13 +264,13 @@ class SandboxSMTP(SMTP):
 
     async def smtp_STARTTLS(self, arg: str | None) -> None:
         if self._tls_active():
-            await self.push(replies.BAD_SEQUENCE)
+            await self.push(canned_replies.BAD_SEQUENCE)
             return
         if not self._starttls_offered():
-            await self.push(replies.NOT_IMPLEMENTED)
+            await self.push(canned_replies.NOT_IMPLEMENTED)
             return
         if self._scenario.tls == "handshake-failure" and not arg:
-            await self.push(replies.STARTTLS_READY)
+            await self.push(canned_replies.STARTTLS_READY)
             await self._refuse_handshake()
             return
         await super().smtp_STARTTLS(arg)
@@ -290,29 +290,29 @@ class SandboxSMTP(SMTP):
             return
         assert self.session is not None
         if not self._scenario.offers_auth:
-            await self.push(replies.NOT_IMPLEMENTED)
+            await self.push(canned_replies.NOT_IMPLEMENTED)
             return
         if self._scenario.drop_on_auth:
             self._drop_connection()
             return
         if not self.session.extended_smtp:
-            await self.push(replies.BAD_SEQUENCE)
+            await self.push(canned_replies.BAD_SEQUENCE)
             return
         if self.session.authenticated:
-            await self.push(replies.ALREADY_AUTHENTICATED)
+            await self.push(canned_replies.ALREADY_AUTHENTICATED)
             return
         if self._scenario.auth_needs_starttls and not self._tls_active():
-            await self.push(replies.STARTTLS_FIRST)
+            await self.push(canned_replies.STARTTLS_FIRST)
             return
         if not self._auth_advertised():
             await self.push(self.encryption_required_reply.format(timestamp=exchange_timestamp()))
             return
         mechanism, _, initial_response = (arg or "").strip().partition(" ")
         if not mechanism:
-            await self.push(replies.AUTH_SYNTAX)
+            await self.push(canned_replies.AUTH_SYNTAX)
             return
         if mechanism.upper() not in self._offered_mechanisms:
-            await self.push(replies.MECHANISM_UNKNOWN)
+            await self.push(canned_replies.MECHANISM_UNKNOWN)
             return
         await self._run_auth_exchange(mechanism.upper(), initial_response.strip())
 
@@ -335,7 +335,7 @@ class SandboxSMTP(SMTP):
         if self._password_matches(username, password):
             await self._accept_login(username)
         else:
-            await self.push(replies.AUTH_INVALID)
+            await self.push(canned_replies.AUTH_INVALID)
 
     async def _refuse_token(self, initial_response: str, status: str) -> None:
         """Dovecot's way: an error challenge (RFC 7628 3.2.3), then 535 once it is ended."""
@@ -377,7 +377,7 @@ class SandboxSMTP(SMTP):
         assert self.session is not None
         self.session.authenticated = True
         self.session.auth_data = user
-        await self.push(replies.AUTH_SUCCESSFUL)
+        await self.push(canned_replies.AUTH_SUCCESSFUL)
 
     def _password_matches(self, username: str, password: str) -> bool:
         expected = self._accounts.get(username)
@@ -402,7 +402,7 @@ class SandboxSMTP(SMTP):
                 return None
             parts = blob.split(b"\0")
             if len(parts) != 3:
-                await self.push(replies.AUTH_MALFORMED)
+                await self.push(canned_replies.AUTH_MALFORMED)
                 return None
             return _text(parts[1]), _text(parts[2])
         if mechanism == "LOGIN":
@@ -413,7 +413,7 @@ class SandboxSMTP(SMTP):
             if password is None:
                 return None
             return _text(username), _text(password)
-        await self.push(replies.MECHANISM_UNKNOWN)
+        await self.push(canned_replies.MECHANISM_UNKNOWN)
         return None
 
     async def _sasl_response(self, initial_response: str, challenge: str) -> bytes | None:
@@ -427,7 +427,7 @@ class SandboxSMTP(SMTP):
         try:
             return b64decode(initial_response, validate=True)
         except binascii.Error:
-            await self.push(replies.AUTH_MALFORMED)
+            await self.push(canned_replies.AUTH_MALFORMED)
             return None
 
 

@@ -14,7 +14,7 @@ import socketserver
 import threading
 from typing import Any
 
-from check_mailgw.sandbox.background import RunningServer
+from check_mailgw.sandbox.plumbing.background import RunningServer
 
 MAX_HEAD = 16384
 CLIENT_TIMEOUT = 10.0  # for the request head; the relay itself waits as long as both sides live

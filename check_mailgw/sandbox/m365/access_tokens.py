@@ -13,7 +13,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from check_mailgw.sandbox.tenant import (
+from check_mailgw.sandbox.m365.tenant import (
     SANDBOX_APP_NAME,
     SANDBOX_CLIENT_ID,
     SANDBOX_SERVICE_PRINCIPAL_ID,

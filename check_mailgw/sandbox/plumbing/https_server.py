@@ -15,8 +15,13 @@ from email.utils import formatdate
 from http import HTTPStatus
 from typing import Protocol
 
-from check_mailgw.sandbox.background import ProtocolFactory, RunningServer, listen_on, serve_tcp
-from check_mailgw.sandbox.http_answers import HttpAnswer, HttpRequest
+from check_mailgw.sandbox.plumbing.background import (
+    ProtocolFactory,
+    RunningServer,
+    listen_on,
+    serve_tcp,
+)
+from check_mailgw.sandbox.plumbing.http_answers import HttpAnswer, HttpRequest
 
 log = logging.getLogger(__name__)
 

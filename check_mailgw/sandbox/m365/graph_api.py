@@ -9,13 +9,18 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
-from check_mailgw.sandbox import graph_errors
-from check_mailgw.sandbox.app_credentials import AppCredentials
-from check_mailgw.sandbox.graph_errors import GraphError
-from check_mailgw.sandbox.http_answers import HttpAnswer, HttpRequest, ProxyFailure, request_guid
+from check_mailgw.sandbox.m365 import graph_errors
+from check_mailgw.sandbox.m365.access_tokens import GRAPH_AUDIENCES, AccessTokens, TokenRejected
+from check_mailgw.sandbox.m365.app_credentials import AppCredentials
+from check_mailgw.sandbox.m365.graph_errors import GraphError
+from check_mailgw.sandbox.m365.tenant import SANDBOX_APP_NAME, SANDBOX_APP_OBJECT_ID, mailbox_named
+from check_mailgw.sandbox.plumbing.http_answers import (
+    HttpAnswer,
+    HttpRequest,
+    ProxyFailure,
+    request_guid,
+)
 from check_mailgw.sandbox.scenarios import Scenario
-from check_mailgw.sandbox.tenant import SANDBOX_APP_NAME, SANDBOX_APP_OBJECT_ID, mailbox_named
-from check_mailgw.sandbox.tokens import GRAPH_AUDIENCES, AccessTokens, TokenRejected
 
 GRAPH_VERSION_PREFIX = "/v1.0/"
 _SEND_MAIL = re.compile(r"/v1\.0/users/([^/]+)/sendmail/?", re.I)

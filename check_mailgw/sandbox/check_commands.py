@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 from check_mailgw.sandbox.accounts import SANDBOX_USER
-from check_mailgw.sandbox.tenant import (
+from check_mailgw.sandbox.m365.tenant import (
     CLIENT_CERTIFICATE_FILE_NAME,
     CLIENT_SECRET_FILE_NAME,
     SANDBOX_CLIENT_ID,

@@ -6,15 +6,13 @@ from collections.abc import Callable
 from functools import partial
 from typing import get_args
 
-from check_mailgw.sandbox import scripted
 from check_mailgw.sandbox.accounts import SANDBOX_PASSWORD, SANDBOX_USER, default_accounts
-from check_mailgw.sandbox.background import RunningServer, listen_on, serve_tcp
-from check_mailgw.sandbox.ca import SandboxCA
-from check_mailgw.sandbox.exchange_session import ExchangeMailbox, ExchangeSMTP
+from check_mailgw.sandbox.plumbing.background import RunningServer, listen_on, serve_tcp
+from check_mailgw.sandbox.plumbing.ca import SandboxCA
 from check_mailgw.sandbox.scenarios import Scenario, get_scenario
-from check_mailgw.sandbox.smtp_session import Mailbox, Received, SandboxSMTP, Security
-from check_mailgw.sandbox.tls_refusal import RefusedHandshake
-from check_mailgw.sandbox.tokens import AccessTokens
+from check_mailgw.sandbox.smtp import scripted
+from check_mailgw.sandbox.smtp.dialect import Mailbox, Received, SandboxSMTP, Security
+from check_mailgw.sandbox.smtp.tls_refusal import RefusedHandshake
 
 __all__ = [
     "SANDBOX_PASSWORD",
@@ -22,7 +20,7 @@ __all__ = [
     "Received",
     "Security",
     "SmtpServer",
-    "start_exchange_smtp",
+    "start_listener",
     "start_smtp",
 ]
 
@@ -72,25 +70,10 @@ def start_smtp(
         raise ValueError(f"unknown security {security!r}; choose one of {get_args(Security)}")
     chosen = get_scenario(scenario)
     mailbox = Mailbox(chosen, dict(accounts or default_accounts()))
-    return _start(mailbox, SandboxSMTP, security=security, ca=ca, host=host, port=port)
+    return start_listener(mailbox, SandboxSMTP, security=security, ca=ca, host=host, port=port)
 
 
-def start_exchange_smtp(
-    *,
-    tokens: AccessTokens,
-    scenario: str = "ok",
-    ca: SandboxCA,
-    host: str = "127.0.0.1",
-    port: int = 0,
-    accounts: dict[str, str] | None = None,
-) -> SmtpServer:
-    """Start an Exchange-like submission listener (STARTTLS, AUTH XOAUTH2 with tokens)."""
-    chosen = get_scenario(scenario)
-    mailbox = ExchangeMailbox(chosen, dict(accounts or default_accounts()), tokens=tokens)
-    return _start(mailbox, ExchangeSMTP, security="starttls", ca=ca, host=host, port=port)
-
-
-def _start(
+def start_listener(
     mailbox: Mailbox,
     smtp_class: type[SandboxSMTP],
     *,
@@ -99,6 +82,7 @@ def _start(
     host: str,
     port: int,
 ) -> SmtpServer:
+    """Serve mailbox with smtp_class (a SandboxSMTP dialect) on host:port, or a scripted fault."""
     chosen = mailbox.scenario
     messages = mailbox.messages
     if chosen.script == "blackhole":

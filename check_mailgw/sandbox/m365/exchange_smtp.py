@@ -15,8 +15,13 @@ from typing import AnyStr
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from check_mailgw.sandbox import replies
-from check_mailgw.sandbox.smtp_session import (
+from check_mailgw.sandbox.accounts import default_accounts
+from check_mailgw.sandbox.m365.access_tokens import EXCHANGE_AUDIENCES, AccessTokens, TokenRejected
+from check_mailgw.sandbox.m365.tenant import SANDBOX_MAILBOXES
+from check_mailgw.sandbox.plumbing.ca import SandboxCA
+from check_mailgw.sandbox.scenarios import get_scenario
+from check_mailgw.sandbox.smtp import canned_replies
+from check_mailgw.sandbox.smtp.dialect import (
     XOAUTH2_LINE_LIMIT,
     Mailbox,
     SandboxSMTP,
@@ -24,8 +29,7 @@ from check_mailgw.sandbox.smtp_session import (
     exchange_timestamp,
     parse_message,
 )
-from check_mailgw.sandbox.tenant import SANDBOX_MAILBOXES
-from check_mailgw.sandbox.tokens import EXCHANGE_AUDIENCES, AccessTokens, TokenRejected
+from check_mailgw.sandbox.smtp.listeners import SmtpServer, start_listener
 
 
 def parse_xoauth2(blob: bytes) -> tuple[str, str] | None:
@@ -59,11 +63,11 @@ def exchange_reply(template: str, **values: str) -> str:
 class ExchangeMailbox(Mailbox):
     """aiosmtpd handler with Exchange's envelope rules: send-as is judged at the end of DATA."""
 
-    RECIPIENT_OK = replies.EXCHANGE_RECIPIENT_OK
-    RECIPIENT_UNKNOWN = replies.EXCHANGE_RECIPIENT_NOT_FOUND
-    RESET = replies.EXCHANGE_RESETTING
-    NOOP = replies.EXCHANGE_OK
-    BYE = replies.EXCHANGE_BYE
+    RECIPIENT_OK = canned_replies.EXCHANGE_RECIPIENT_OK
+    RECIPIENT_UNKNOWN = canned_replies.EXCHANGE_RECIPIENT_NOT_FOUND
+    RESET = canned_replies.EXCHANGE_RESETTING
+    NOOP = canned_replies.EXCHANGE_OK
+    BYE = canned_replies.EXCHANGE_BYE
 
     tokens: AccessTokens | None = None
 
@@ -80,7 +84,7 @@ class ExchangeMailbox(Mailbox):
             return exchange_reply(reply, user=session.auth_data or "")
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
-        return replies.EXCHANGE_SENDER_OK
+        return canned_replies.EXCHANGE_SENDER_OK
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         message = parse_message(envelope)
@@ -93,19 +97,20 @@ class ExchangeMailbox(Mailbox):
         if self.scenario.end_of_data_reply:
             return exchange_reply(self.scenario.end_of_data_reply, user=user or "", sender=sender)
         if foreign:
-            return exchange_reply(replies.EXCHANGE_SEND_AS_DENIED, user=user or "", sender=sender)
+            denied = canned_replies.EXCHANGE_SEND_AS_DENIED
+            return exchange_reply(denied, user=user or "", sender=sender)
         self.record(session, envelope, message)
-        message_id = f"{secrets.token_hex(16)}@{replies.EXCHANGE_BACKEND.lower()}"
-        return replies.EXCHANGE_QUEUED.format(message_id=message_id)
+        message_id = f"{secrets.token_hex(16)}@{canned_replies.EXCHANGE_BACKEND.lower()}"
+        return canned_replies.EXCHANGE_QUEUED.format(message_id=message_id)
 
 
 class ExchangeSMTP(SandboxSMTP):
     """One session with the Exchange SMTP listener."""
 
     default_mechanisms = ("LOGIN", "XOAUTH2")
-    message_size_limit = replies.EXCHANGE_MESSAGE_SIZE
-    auth_required_reply = replies.EXCHANGE_NOT_AUTHENTICATED
-    encryption_required_reply = replies.EXCHANGE_AUTH_NOT_OFFERED
+    message_size_limit = canned_replies.EXCHANGE_MESSAGE_SIZE
+    auth_required_reply = canned_replies.EXCHANGE_NOT_AUTHENTICATED
+    encryption_required_reply = canned_replies.EXCHANGE_AUTH_NOT_OFFERED
     # Read by the base class when it makes the stream reader: lines this long
     # must fit whole (an XOAUTH2 blob), also inside DATA.
     line_length_limit = XOAUTH2_LINE_LIMIT
@@ -128,7 +133,7 @@ class ExchangeSMTP(SandboxSMTP):
         self.command_size_limits["AUTH"] = XOAUTH2_LINE_LIMIT
 
     def _identity(self) -> tuple[str, str]:
-        return replies.EXCHANGE_HOSTNAME, replies.EXCHANGE_GREETING_TEXT
+        return canned_replies.EXCHANGE_HOSTNAME, canned_replies.EXCHANGE_GREETING_TEXT
 
     async def _handle_client(self) -> None:
         if self._scenario.exchange_greeting_delay:
@@ -138,14 +143,14 @@ class ExchangeSMTP(SandboxSMTP):
     async def push(self, status: AnyStr) -> None:
         # aiosmtpd words its STARTTLS go-ahead itself; Exchange words it so.
         if isinstance(status, str) and status == "220 Ready to start TLS":
-            await super().push(replies.EXCHANGE_STARTTLS_READY)
+            await super().push(canned_replies.EXCHANGE_STARTTLS_READY)
             return
         await super().push(status)
 
     def _ehlo_hello(self, client_name: str) -> str:
         assert self.session is not None
         peer = self.session.peer[0] if isinstance(self.session.peer, tuple) else "unknown"
-        return replies.EXCHANGE_EHLO_HELLO.format(hostname=self.hostname, peer=peer)
+        return canned_replies.EXCHANGE_EHLO_HELLO.format(hostname=self.hostname, peer=peer)
 
     def _extensions(self) -> list[str]:
         # In Exchange's order; only what the sandbox implements.
@@ -179,16 +184,16 @@ class ExchangeSMTP(SandboxSMTP):
             await self.push(exchange_reply(self._scenario.xoauth2_reply, user=user))
             return
         if parsed is None:
-            await self.push(replies.EXCHANGE_XOAUTH2_MALFORMED)
+            await self.push(canned_replies.EXCHANGE_XOAUTH2_MALFORMED)
             return
         user, token = parsed
         try:
             self._tokens.verify(token, EXCHANGE_AUDIENCES)
         except TokenRejected:
-            await self.push(exchange_reply(replies.EXCHANGE_AUTH_UNSUCCESSFUL))
+            await self.push(exchange_reply(canned_replies.EXCHANGE_AUTH_UNSUCCESSFUL))
             return
         if user.lower() not in SANDBOX_MAILBOXES:
-            await self.push(exchange_reply(replies.EXCHANGE_AUTH_UNSUCCESSFUL))
+            await self.push(exchange_reply(canned_replies.EXCHANGE_AUTH_UNSUCCESSFUL))
             return
         await self._accept_login(user.lower())
 
@@ -202,3 +207,18 @@ class _CommandSizes(dict[str, int]):
 
     def __missing__(self, command: str) -> int:
         return self._default
+
+
+def start_exchange_smtp(
+    *,
+    tokens: AccessTokens,
+    scenario: str = "ok",
+    ca: SandboxCA,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    accounts: dict[str, str] | None = None,
+) -> SmtpServer:
+    """Start an Exchange-like submission listener (STARTTLS, AUTH XOAUTH2 with tokens)."""
+    chosen = get_scenario(scenario)
+    mailbox = ExchangeMailbox(chosen, dict(accounts or default_accounts()), tokens=tokens)
+    return start_listener(mailbox, ExchangeSMTP, security="starttls", ca=ca, host=host, port=port)

@@ -16,7 +16,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
-from check_mailgw.sandbox.background import (
+from check_mailgw.sandbox.plumbing.background import (
     BackgroundLoop,
     RunningServer,
     TcpService,

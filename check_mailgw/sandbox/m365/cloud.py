@@ -9,18 +9,19 @@ import datetime
 from pathlib import Path
 
 from check_mailgw.sandbox.accounts import SANDBOX_USER
-from check_mailgw.sandbox.app_credentials import AppCredentials
-from check_mailgw.sandbox.background import RunningServer
-from check_mailgw.sandbox.ca import SandboxCA
-from check_mailgw.sandbox.entra import IdentityProvider
-from check_mailgw.sandbox.graph import GRAPH_VERSION_PREFIX, GraphApi, GraphMessage
-from check_mailgw.sandbox.http_answers import HttpAnswer, HttpRequest
-from check_mailgw.sandbox.https_server import HttpsServer, start_https
+from check_mailgw.sandbox.m365.access_tokens import AccessTokens
+from check_mailgw.sandbox.m365.app_credentials import AppCredentials
+from check_mailgw.sandbox.m365.exchange_smtp import start_exchange_smtp
+from check_mailgw.sandbox.m365.graph_api import GRAPH_VERSION_PREFIX, GraphApi, GraphMessage
+from check_mailgw.sandbox.m365.identity_provider import IdentityProvider
+from check_mailgw.sandbox.m365.tenant import SANDBOX_CLIENT_ID, SANDBOX_TENANT_ID, SigningKey
+from check_mailgw.sandbox.plumbing.background import RunningServer
+from check_mailgw.sandbox.plumbing.ca import SandboxCA
+from check_mailgw.sandbox.plumbing.http_answers import HttpAnswer, HttpRequest
+from check_mailgw.sandbox.plumbing.https_server import HttpsServer, start_https
 from check_mailgw.sandbox.scenarios import Scenario, get_scenario
-from check_mailgw.sandbox.smtp_server import SmtpServer, start_exchange_smtp
-from check_mailgw.sandbox.smtp_session import Received
-from check_mailgw.sandbox.tenant import SANDBOX_CLIENT_ID, SANDBOX_TENANT_ID, SigningKey
-from check_mailgw.sandbox.tokens import AccessTokens
+from check_mailgw.sandbox.smtp.dialect import Received
+from check_mailgw.sandbox.smtp.listeners import SmtpServer
 
 
 class CloudApi:

@@ -27,8 +27,7 @@ from check_mailgw.sandbox.accounts import (
     hand_over,
     write_password_file,
 )
-from check_mailgw.sandbox.background import listen_on
-from check_mailgw.sandbox.commands import (
+from check_mailgw.sandbox.check_commands import (
     CA_FILE_NAME,
     CLIENT_CERTIFICATE_FILE_NAME,
     CLIENT_SECRET_FILE_NAME,
@@ -45,19 +44,20 @@ from check_mailgw.sandbox.commands import (
     smtp_commands,
 )
 from check_mailgw.sandbox.config_file import EXPIRY_PROFILE, write_config
-from check_mailgw.sandbox.dns_server import DEFAULT_RECORDS, DnsServer, start_dns
-from check_mailgw.sandbox.scenarios import PART_TITLES, SCENARIOS
-from check_mailgw.sandbox.tenant import (
+from check_mailgw.sandbox.m365.tenant import (
     SANDBOX_OPS_MAILBOX,
     SANDBOX_TENANT_DOMAIN,
     write_client_secret_file,
 )
+from check_mailgw.sandbox.plumbing.background import listen_on
+from check_mailgw.sandbox.plumbing.dns_server import DEFAULT_RECORDS, DnsServer, start_dns
+from check_mailgw.sandbox.scenarios import PART_TITLES, SCENARIOS
 
 if TYPE_CHECKING:
     # The servers need the sandbox extra: imported once it is known to be there.
-    from check_mailgw.sandbox.ca import SandboxCA
-    from check_mailgw.sandbox.m365 import M365Sandbox
-    from check_mailgw.sandbox.smtp_server import Security, SmtpServer
+    from check_mailgw.sandbox.m365.cloud import M365Sandbox
+    from check_mailgw.sandbox.plumbing.ca import SandboxCA
+    from check_mailgw.sandbox.smtp.listeners import Security, SmtpServer
 
 # The "sandbox" extra of pyproject.toml, by import name. Not dependencies of the plugin:
 # a production install has no use for an SMTP server library.
@@ -201,7 +201,7 @@ def _missing_requirements(missing: list[str]) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from check_mailgw.sandbox.ca import SandboxCA
+    from check_mailgw.sandbox.plumbing.ca import SandboxCA
 
     temporary = args.dir is None
     directory: Path = Path(tempfile.mkdtemp(prefix="mailgw-sandbox-")) if temporary else args.dir
@@ -306,8 +306,8 @@ def _scenario_list() -> str:
 def _start_servers(
     stack: ExitStack, ca: SandboxCA, scenario: str, port_base: int
 ) -> tuple[DnsServer, dict[Security, SmtpServer], M365Sandbox, SandboxPorts]:
-    from check_mailgw.sandbox.m365 import start_m365
-    from check_mailgw.sandbox.smtp_server import start_smtp
+    from check_mailgw.sandbox.m365.cloud import start_m365
+    from check_mailgw.sandbox.smtp.listeners import start_smtp
 
     wanted = SandboxPorts.from_base(port_base)
     host = wanted.host
@@ -407,8 +407,8 @@ def _start_failures(
 ) -> list[tuple[DemoFailure, list[str]]]:
     """For the demo: a server of its own, on free ports, for each mode's failing scenario,
     and the command line that checks it."""
-    from check_mailgw.sandbox.m365 import start_m365
-    from check_mailgw.sandbox.smtp_server import start_smtp
+    from check_mailgw.sandbox.m365.cloud import start_m365
+    from check_mailgw.sandbox.smtp.listeners import start_smtp
 
     failures: list[tuple[DemoFailure, list[str]]] = []
     for failure in DEMO_FAILURES:

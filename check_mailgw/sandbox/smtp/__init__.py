@@ -1,0 +1,1 @@
+"""The sandbox's SMTP servers: its dialect on aiosmtpd, scripted misbehaviour, TLS refusals."""
