@@ -23,6 +23,12 @@ SANDBOX_RECORDS = {
 }
 
 
+@pytest.fixture(autouse=True)
+def own_cache_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test's runs keep their discovery cache in its own directory, not the user's."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+
+
 @pytest.fixture(scope="session")
 def sandbox_ca() -> SandboxCA:
     """The throwaway CA behind every sandbox certificate of the test run."""
