@@ -7,6 +7,7 @@ they received, and which credentials the app registration holds.
 
 import datetime
 from pathlib import Path
+from typing import Any, Literal, NamedTuple
 
 from check_mailgw.sandbox.accounts import SANDBOX_USER
 from check_mailgw.sandbox.m365.access_tokens import AccessTokens
@@ -23,6 +24,18 @@ from check_mailgw.sandbox.scenarios import Scenario, get_scenario
 from check_mailgw.sandbox.smtp.dialect import Received
 from check_mailgw.sandbox.smtp.listeners import SmtpServer
 
+# Enough for any test; a client that loops is not recorded past it.
+MAX_RECORDED_REQUESTS = 10_000
+
+
+class RequestSeen(NamedTuple):
+    """One HTTPS request as a test may read it: no query, header or body (they carry secrets)."""
+
+    service: Literal["identity", "graph"]
+    method: str
+    path: str
+    status: int
+
 
 class CloudApi:
     """Routes HTTPS requests: /v1.0/... to Graph, the rest to the identity provider."""
@@ -30,11 +43,15 @@ class CloudApi:
     def __init__(self, identity: IdentityProvider, graph: GraphApi) -> None:
         self.identity = identity
         self.graph = graph
+        self.requests: list[RequestSeen] = []
 
     async def answer(self, request: HttpRequest) -> HttpAnswer:
-        if request.path.lower().startswith(GRAPH_VERSION_PREFIX):
-            return await self.graph.answer(request)
-        return await self.identity.answer(request)
+        to_graph = request.path.lower().startswith(GRAPH_VERSION_PREFIX)
+        answer = await (self.graph if to_graph else self.identity).answer(request)
+        if len(self.requests) < MAX_RECORDED_REQUESTS:
+            service: Literal["identity", "graph"] = "graph" if to_graph else "identity"
+            self.requests.append(RequestSeen(service, request.method, request.path, answer.status))
+        return answer
 
 
 class M365Sandbox(RunningServer):
@@ -43,14 +60,12 @@ class M365Sandbox(RunningServer):
     def __init__(
         self,
         *,
-        scenario: Scenario,
         tokens: AccessTokens,
         https: HttpsServer,
         api: CloudApi,
         exchange: SmtpServer,
         app: AppCredentials,
     ) -> None:
-        self.scenario = scenario
         self.tokens = tokens
         # The app registration's secrets and certificates, dated from app.now.
         self.app = app
@@ -58,6 +73,22 @@ class M365Sandbox(RunningServer):
         self.exchange = exchange
         self._api = api
         self._stopped = False
+
+    @property
+    def scenario(self) -> Scenario:
+        return self._api.identity.scenario
+
+    def play(self, scenario: str, now: datetime.datetime | None = None) -> None:
+        """Play another scenario from the next request or connection on, on the same ports.
+
+        The app's credentials are made again for it, dated from now (default: the current
+        time): write_client_certificate again for the certificate it hands out.
+        """
+        chosen = get_scenario(scenario)
+        self.app = AppCredentials.for_scenario(chosen, now or datetime.datetime.now(datetime.UTC))
+        for part in (self._api.identity, self._api.graph):
+            part.scenario, part.app = chosen, self.app
+        self.exchange.play(chosen)
 
     # Where the plugin points --authority and --graph-url (the same server).
     @property
@@ -111,6 +142,16 @@ class M365Sandbox(RunningServer):
     def smtp_messages(self) -> list[Received]:
         """Messages the Exchange listener accepted, oldest first."""
         return self.exchange.messages
+
+    @property
+    def requests(self) -> list[RequestSeen]:
+        """Every HTTPS request answered, oldest first: service, method, path, status."""
+        return self._api.requests
+
+    @property
+    def issued_tokens(self) -> list[dict[str, Any]]:
+        """The claims of every token the identity provider issued, oldest first."""
+        return self._api.identity.issued
 
     @property
     def token_requests(self) -> int:
@@ -171,6 +212,4 @@ def start_m365(
     except BaseException:
         https.stop()
         raise
-    return M365Sandbox(
-        scenario=chosen, tokens=tokens, https=https, api=apis[0], exchange=exchange, app=app
-    )
+    return M365Sandbox(tokens=tokens, https=https, api=apis[0], exchange=exchange, app=app)

@@ -29,7 +29,7 @@ from check_mailgw.sandbox.smtp.dialect import (
     exchange_timestamp,
     parse_message,
 )
-from check_mailgw.sandbox.smtp.listeners import SmtpServer, start_listener
+from check_mailgw.sandbox.smtp.listeners import SmtpServer
 
 
 def parse_xoauth2(blob: bytes) -> tuple[str, str] | None:
@@ -114,6 +114,7 @@ class ExchangeSMTP(SandboxSMTP):
     # Read by the base class when it makes the stream reader: lines this long
     # must fit whole (an XOAUTH2 blob), also inside DATA.
     line_length_limit = XOAUTH2_LINE_LIMIT
+    listener_name = "exchange"
 
     def __init__(
         self,
@@ -221,4 +222,4 @@ def start_exchange_smtp(
     """Start an Exchange-like submission listener (STARTTLS, AUTH XOAUTH2 with tokens)."""
     chosen = get_scenario(scenario)
     mailbox = ExchangeMailbox(chosen, dict(accounts or default_accounts()), tokens=tokens)
-    return start_listener(mailbox, ExchangeSMTP, security="starttls", ca=ca, host=host, port=port)
+    return SmtpServer(mailbox, ExchangeSMTP, security="starttls", ca=ca, host=host, port=port)

@@ -63,6 +63,9 @@ class GraphMessage:
     bcc: tuple[str, ...]
     subject: str
     save_to_sent_items: bool
+    # message.body: its contentType ("Text" or "HTML") and content.
+    body_type: str = ""
+    body: str = ""
 
 
 @dataclass
@@ -134,6 +137,8 @@ class GraphApi:
         if not (to or cc or bcc):
             return refuse(graph_errors.NO_RECIPIENTS)
         sender = _address(message.get("from")) or mailbox
+        body = message.get("body")
+        body = body if isinstance(body, dict) else {}
         self.messages.append(
             GraphMessage(
                 mailbox=mailbox,
@@ -143,6 +148,8 @@ class GraphApi:
                 bcc=bcc,
                 subject=str(message.get("subject") or ""),
                 save_to_sent_items=document.get("saveToSentItems") is not False,
+                body_type=str(body.get("contentType") or ""),
+                body=str(body.get("content") or ""),
             )
         )
         headers = (("request-id", request_id), ("client-request-id", client_request_id))

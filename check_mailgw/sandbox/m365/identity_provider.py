@@ -14,8 +14,8 @@ import hmac
 import time
 from base64 import b64decode
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TypeGuard
+from dataclasses import dataclass, field
+from typing import Any, TypeGuard
 from urllib.parse import unquote_plus
 
 from cryptography.exceptions import InvalidSignature
@@ -72,6 +72,8 @@ class IdentityProvider:
     # The app registration's secrets and certificates.
     app: AppCredentials
     token_requests: int = 0
+    # The claims of every token issued, oldest first (never the tokens themselves).
+    issued: list[dict[str, Any]] = field(default_factory=list)
 
     def resource_audiences(self) -> dict[str, str]:
         """Resource (scope without /.default) -> the aud of its tokens."""
@@ -305,6 +307,7 @@ class _TokenRequest:
             api = EXCHANGE_RESOURCE if self.audience.startswith("https://outlook.") else None
             roles = [DEFAULT_ROLES[api or GRAPH_RESOURCE]]
         token = self.provider.tokens.mint(self.audience, roles=roles, credential=self.credential)
+        self.provider.issued.append(split_jwt(token)[1])
         body = {
             "token_type": "Bearer",
             "expires_in": EXPIRES_IN,

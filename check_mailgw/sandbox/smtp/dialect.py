@@ -21,6 +21,7 @@ from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, TLSSetupException
 from check_mailgw.sandbox.scenarios import Scenario
 from check_mailgw.sandbox.smtp import canned_replies
 from check_mailgw.sandbox.smtp.tls_refusal import HandshakeRefusal
+from check_mailgw.sandbox.smtp.transcript import Transcript
 
 Security = Literal["starttls", "implicit", "plain"]
 
@@ -89,6 +90,8 @@ class Mailbox:
     scenario: Scenario
     accounts: dict[str, str]
     messages: list[Received] = field(default_factory=list)
+    # Every connection's dialogue, oldest first.
+    dialogues: list[Transcript] = field(default_factory=list)
 
     async def handle_MAIL(
         self,
@@ -165,6 +168,8 @@ class SandboxSMTP(SMTP):
     message_size_limit = MAX_MESSAGE_SIZE
     auth_required_reply = canned_replies.AUTH_REQUIRED
     encryption_required_reply = canned_replies.ENCRYPTION_REQUIRED
+    # How transcripts name the listener; None: by its security.
+    listener_name: ClassVar[str | None] = None
 
     def __init__(
         self,
@@ -177,6 +182,8 @@ class SandboxSMTP(SMTP):
         # Set before the base class looks the instance over.
         self._security = security
         self._scenario = mailbox.scenario
+        self.transcript = Transcript(self.listener_name or security)
+        mailbox.dialogues.append(self.transcript)
         self._accounts = mailbox.accounts
         self._offered_mechanisms = self._scenario.auth_mechanisms or self.default_mechanisms
         if "XOAUTH2" in self._offered_mechanisms:
@@ -219,6 +226,10 @@ class SandboxSMTP(SMTP):
     def _must_authenticate(self) -> bool:
         # Plain SMTP (port 25) relays without AUTH; submission ports insist.
         return self._security != "plain" and self._scenario.offers_auth
+
+    def data_received(self, data: bytes) -> None:
+        self.transcript.client_sent(data)
+        super().data_received(data)
 
     async def _handle_client(self) -> None:
         # The client may go away while a reply is on its way.
@@ -278,6 +289,7 @@ class SandboxSMTP(SMTP):
     async def _refuse_handshake(self) -> None:
         assert self.tls_context is not None
         refusal = HandshakeRefusal(self.tls_context)
+        self.transcript.binary_follows()
         while not refusal.finished:
             data = await self._reader.read(16384)
             if not data:
@@ -367,6 +379,7 @@ class SandboxSMTP(SMTP):
             return b""
 
     async def push(self, status: AnyStr) -> None:
+        self.transcript.server_sent(status.encode() if isinstance(status, str) else status)
         await super().push(status)
         # RFC 5321 3.8: a 421 closes the session; commands pipelined after it go unanswered.
         reply = status if isinstance(status, str) else status.decode("ascii", "replace")

@@ -13,6 +13,7 @@ from check_mailgw.sandbox.scenarios import Scenario, get_scenario
 from check_mailgw.sandbox.smtp import scripted
 from check_mailgw.sandbox.smtp.dialect import Mailbox, Received, SandboxSMTP, Security
 from check_mailgw.sandbox.smtp.tls_refusal import RefusedHandshake
+from check_mailgw.sandbox.smtp.transcript import Transcript
 
 __all__ = [
     "SANDBOX_PASSWORD",
@@ -20,7 +21,6 @@ __all__ = [
     "Received",
     "Security",
     "SmtpServer",
-    "start_listener",
     "start_smtp",
 ]
 
@@ -30,21 +30,50 @@ class SmtpServer(RunningServer):
 
     def __init__(
         self,
+        mailbox: Mailbox,
+        smtp_class: type[SandboxSMTP],
         *,
+        security: Security,
+        ca: SandboxCA,
         host: str,
         port: int,
-        security: Security,
-        scenario: Scenario,
-        messages: list[Received],
-        stop: Callable[[], None],
     ) -> None:
         self.host = host
-        self.port = port
         self.security = security
-        self.scenario = scenario
-        self.messages = messages
-        self._stop = stop
+        self._mailbox = mailbox
+        self._smtp_class = smtp_class
+        self._ca = ca
         self._stopped = False
+        self.port, self._stop = _serve(mailbox, smtp_class, security, ca, host, port)
+
+    @property
+    def scenario(self) -> Scenario:
+        return self._mailbox.scenario
+
+    @property
+    def messages(self) -> list[Received]:
+        """Messages accepted, oldest first."""
+        return self._mailbox.messages
+
+    @property
+    def dialogues(self) -> list[Transcript]:
+        """Every connection's dialogue, oldest first (not the scripted scenarios')."""
+        return self._mailbox.dialogues
+
+    def play(self, scenario: Scenario) -> None:
+        """Play another scenario from the next connection on, on the same port.
+
+        A scenario of other certificates or of a scripted server needs another kind of
+        listener: the port is closed and opened again for it; the others switch in place.
+        """
+        same_kind = _listener_kind(scenario) == _listener_kind(self._mailbox.scenario)
+        self._mailbox.scenario = scenario
+        if same_kind or self._stopped:
+            return
+        self._stop()
+        _, self._stop = _serve(
+            self._mailbox, self._smtp_class, self.security, self._ca, self.host, self.port
+        )
 
     def stop(self) -> None:
         """Close the listener and every connection; safe to call twice."""
@@ -70,32 +99,30 @@ def start_smtp(
         raise ValueError(f"unknown security {security!r}; choose one of {get_args(Security)}")
     chosen = get_scenario(scenario)
     mailbox = Mailbox(chosen, dict(accounts or default_accounts()))
-    return start_listener(mailbox, SandboxSMTP, security=security, ca=ca, host=host, port=port)
+    return SmtpServer(mailbox, SandboxSMTP, security=security, ca=ca, host=host, port=port)
 
 
-def start_listener(
+def _listener_kind(scenario: Scenario) -> tuple[str, str]:
+    """What a listener is made for at its start: a scripted server plays one scenario only;
+    an SMTP engine plays any with the certificates it was given."""
+    if scenario.script is not None:
+        return "scripted", scenario.name
+    return "engine", scenario.tls
+
+
+def _serve(
     mailbox: Mailbox,
     smtp_class: type[SandboxSMTP],
-    *,
     security: Security,
     ca: SandboxCA,
     host: str,
     port: int,
-) -> SmtpServer:
-    """Serve mailbox with smtp_class (a SandboxSMTP dialect) on host:port, or a scripted fault."""
+) -> tuple[int, Callable[[], None]]:
+    """Serve mailbox's scenario on host:port: the port bound, and how to stop serving."""
     chosen = mailbox.scenario
-    messages = mailbox.messages
     if chosen.script == "blackhole":
         hole = scripted.Blackhole(host, port)
-        return SmtpServer(
-            host=host,
-            port=hole.port,
-            security=security,
-            scenario=chosen,
-            messages=messages,
-            stop=hole.close,
-        )
-
+        return hole.port, hole.close
     context = _server_context(ca, chosen)
     sock = listen_on(host, port)
     bound_port: int = sock.getsockname()[1]
@@ -104,15 +131,7 @@ def start_listener(
         sock,
         lambda loop: _session_factory(mailbox, smtp_class, security, context, loop),
     )
-
-    return SmtpServer(
-        host=host,
-        port=bound_port,
-        security=security,
-        scenario=chosen,
-        messages=messages,
-        stop=stop,
-    )
+    return bound_port, stop
 
 
 def _server_context(ca: SandboxCA, scenario: Scenario) -> ssl.SSLContext:
