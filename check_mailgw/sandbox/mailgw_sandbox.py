@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import errno
 import logging
 import pwd
 import shlex
@@ -25,7 +24,6 @@ from check_mailgw.sandbox.accounts import (
     SANDBOX_USER,
     can_enter,
     hand_over,
-    write_password_file,
 )
 from check_mailgw.sandbox.check_commands import (
     CA_FILE_NAME,
@@ -47,15 +45,15 @@ from check_mailgw.sandbox.config_file import EXPIRY_PROFILE, write_config
 from check_mailgw.sandbox.m365.tenant import (
     SANDBOX_OPS_MAILBOX,
     SANDBOX_TENANT_DOMAIN,
-    write_client_secret_file,
 )
-from check_mailgw.sandbox.plumbing.background import listen_on
-from check_mailgw.sandbox.plumbing.dns_server import DEFAULT_RECORDS, DnsServer, start_dns
+from check_mailgw.sandbox.plumbing.background import PortInUse
+from check_mailgw.sandbox.plumbing.dns_server import DEFAULT_RECORDS, DnsServer
 from check_mailgw.sandbox.scenarios import PART_TITLES, SCENARIOS
 
 if TYPE_CHECKING:
     # The servers need the sandbox extra: imported once it is known to be there.
     from check_mailgw.sandbox.m365.cloud import M365Sandbox
+    from check_mailgw.sandbox.mail_sandbox import MailSandbox
     from check_mailgw.sandbox.plumbing.ca import SandboxCA
     from check_mailgw.sandbox.smtp.listeners import Security, SmtpServer
 
@@ -68,38 +66,6 @@ DEFAULT_PORT_BASE = 2500
 DEMO_CHECK_TIMEOUT = 120.0
 READY_LINE = "Serving until Ctrl-C or SIGTERM."
 ERROR_EXIT = 2
-
-
-class PortInUse(Exception):
-    """A port the sandbox was told to listen on is taken."""
-
-    def __init__(self, listener: str, host: str, port: int) -> None:
-        super().__init__(
-            f"cannot listen on {host}:{port} ({listener}): address already in use "
-            "(another mailgw-sandbox?): stop what listens there, or give another "
-            "--port-base N (0 picks free ports)")
-
-
-@contextmanager
-def _listening(host: str, **ports: int) -> Iterator[None]:
-    """Names the port taken, and --port-base, when a listener on one of ports fails so."""
-    try:
-        yield
-    except OSError as error:
-        if error.errno != errno.EADDRINUSE:
-            raise
-        for listener, port in ports.items():
-            if port and _taken(host, port):
-                raise PortInUse(listener, host, port) from error
-        raise
-
-
-def _taken(host: str, port: int) -> bool:
-    try:
-        listen_on(host, port).close()
-    except OSError as error:
-        return error.errno == errno.EADDRINUSE
-    return False
 
 
 def _existing_user(name: str) -> str:
@@ -211,9 +177,6 @@ def _run(args: argparse.Namespace) -> int:
         ca = SandboxCA()
         try:
             directory.mkdir(parents=True, exist_ok=True)
-            written += [ca.write_ca(directory / CA_FILE_NAME),
-                        write_password_file(directory / PASSWORD_FILE_NAME),
-                        write_client_secret_file(directory / CLIENT_SECRET_FILE_NAME)]
         except OSError as error:
             print(f"mailgw-sandbox: cannot write the sandbox files: {error}", file=sys.stderr)
             return ERROR_EXIT
@@ -221,17 +184,17 @@ def _run(args: argparse.Namespace) -> int:
             # Caught from the start, so that a signal during startup still stops cleanly.
             stop = None if args.demo else stack.enter_context(_stop_signals())
             try:
-                dns, smtp, cloud, ports = _start_servers(stack, ca, args.scenario, args.port_base)
+                sandbox = _start_servers(stack, ca, args.scenario, args.port_base)
             except PortInUse as error:
                 print(f"mailgw-sandbox: {error}", file=sys.stderr)
                 return ERROR_EXIT
             except OSError as error:
                 print(f"mailgw-sandbox: cannot start the servers: {error}", file=sys.stderr)
                 return ERROR_EXIT
+            dns, smtp, cloud, ports = sandbox.dns, sandbox.smtp, sandbox.cloud, sandbox.ports
             try:
-                # Made with the app's credentials, so only once the servers run.
-                written.append(
-                    cloud.write_client_certificate(directory / CLIENT_CERTIFICATE_FILE_NAME))
+                # The app's certificate is made with its credentials: once the servers run.
+                written += sandbox.write_files(directory)
             except OSError as error:
                 print(f"mailgw-sandbox: cannot write the sandbox files: {error}", file=sys.stderr)
                 return ERROR_EXIT
@@ -305,44 +268,11 @@ def _scenario_list() -> str:
 
 def _start_servers(
     stack: ExitStack, ca: SandboxCA, scenario: str, port_base: int
-) -> tuple[DnsServer, dict[Security, SmtpServer], M365Sandbox, SandboxPorts]:
-    from check_mailgw.sandbox.m365.cloud import start_m365
-    from check_mailgw.sandbox.smtp.listeners import start_smtp
+) -> MailSandbox:
+    from check_mailgw.sandbox.mail_sandbox import start_mail_sandbox
 
-    wanted = SandboxPorts.from_base(port_base)
-    host = wanted.host
-    with _listening(host, DNS=wanted.dns):
-        dns = stack.enter_context(start_dns(DEFAULT_RECORDS, host=host, port=wanted.dns))
-    listeners: tuple[tuple[Security, str, int], ...] = (
-        ("starttls", "SMTP with STARTTLS", wanted.starttls),
-        ("implicit", "SMTP with TLS", wanted.implicit),
-        ("plain", "SMTP, plain", wanted.plain),
-    )
-    smtp: dict[Security, SmtpServer] = {}
-    for security, listener, port in listeners:
-        with _listening(host, **{listener: port}):
-            smtp[security] = stack.enter_context(
-                start_smtp(security=security, scenario=scenario, ca=ca, host=host, port=port))
-    with _listening(host, **{"identity + Graph": wanted.https, "Exchange SMTP": wanted.exchange}):
-        cloud = stack.enter_context(
-            start_m365(
-                ca=ca,
-                scenario=scenario,
-                host=host,
-                https_port=wanted.https,
-                smtp_port=wanted.exchange,
-            )
-        )
-    ports = SandboxPorts(
-        starttls=smtp["starttls"].port,
-        implicit=smtp["implicit"].port,
-        plain=smtp["plain"].port,
-        dns=dns.port,
-        https=cloud.https.port,
-        exchange=cloud.smtp_port,
-        host=wanted.host,
-    )
-    return dns, smtp, cloud, ports
+    ports = SandboxPorts.from_base(port_base)
+    return stack.enter_context(start_mail_sandbox(ca=ca, scenario=scenario, ports=ports))
 
 
 def _banner(

@@ -2,11 +2,12 @@
 
 import asyncio
 import contextlib
+import errno
 import ipaddress
 import socket
 import ssl
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -198,3 +199,35 @@ def serve_tcp(
             background.close()
 
     return stop
+
+
+class PortInUse(Exception):
+    """A port the sandbox was told to listen on is taken."""
+
+    def __init__(self, listener: str, host: str, port: int) -> None:
+        super().__init__(
+            f"cannot listen on {host}:{port} ({listener}): address already in use "
+            "(another mailgw-sandbox?): stop what listens there, or give another "
+            "--port-base N (0 picks free ports)")
+
+
+@contextlib.contextmanager
+def listening(host: str, **ports: int) -> Iterator[None]:
+    """Names the port taken when a listener on one of ports fails so (PortInUse)."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno != errno.EADDRINUSE:
+            raise
+        for listener, port in ports.items():
+            if port and _taken(host, port):
+                raise PortInUse(listener, host, port) from error
+        raise
+
+
+def _taken(host: str, port: int) -> bool:
+    try:
+        listen_on(host, port).close()
+    except OSError as error:
+        return error.errno == errno.EADDRINUSE
+    return False
