@@ -30,6 +30,7 @@ from typing import Any
 import requests
 from requests.structures import CaseInsensitiveDict
 
+from check_mailgw.net.http_status import HTTP_200_OK
 from check_mailgw.net.https import DeadlineHttpClient, UntrustedAnswer, printable_url
 
 MAX_AGE = 24 * 3600  # seconds; msal's in-memory cache keeps a discovery answer as long
@@ -323,7 +324,7 @@ class DiscoveryThroughCache:
             return kept
         response = self.http.get(url, params=params, headers=headers, **kwargs)
         # The client has checked it (self.http.inspect) before it got here.
-        if response.status_code == 200 and self.cache.store(response.content):
+        if response.status_code == HTTP_200_OK and self.cache.store(response.content):
             self.http.exchanges.append(f"kept for {MAX_AGE // 3600} hours in {self.cache.path}")
         return response
 
@@ -364,7 +365,7 @@ class DiscoveryThroughCache:
 def answer_of(url: str, body: bytes) -> requests.Response:
     """A 200 answer with this JSON body, as the transport hands msal a live one."""
     response = requests.Response()
-    response.status_code = 200
+    response.status_code = HTTP_200_OK
     response.url = url
     response.encoding = "utf-8"
     response.headers = CaseInsensitiveDict({"Content-Type": "application/json; charset=utf-8",

@@ -22,8 +22,9 @@ from check_mailgw.net.http_status import (
     HTTP_403_FORBIDDEN,
     HTTP_429_TOO_MANY_REQUESTS,
     HTTP_500_INTERNAL_SERVER_ERROR,
+    REDIRECTS,
 )
-from check_mailgw.net.https import GRAPH_ANSWER_LIMIT, REDIRECTS, retry_after, size_words
+from check_mailgw.net.https import GRAPH_ANSWER_LIMIT, retry_after, size_words
 from check_mailgw.outcome import Diagnosis, State
 
 READ_SIZE = 64 * 1024

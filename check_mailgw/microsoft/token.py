@@ -31,6 +31,11 @@ from check_mailgw.microsoft.discovery_cache import (
     discovery_url,
     trust_of,
 )
+from check_mailgw.net.http_status import (
+    HTTP_200_OK,
+    HTTP_429_TOO_MANY_REQUESTS,
+    SUCCESSFUL,
+)
 from check_mailgw.net.https import (
     DeadlineHttpClient,
     UntrustedAnswer,
@@ -48,7 +53,6 @@ if TYPE_CHECKING:
     from check_mailgw.microsoft.certificate import ClientCertificate
     from check_mailgw.settings import OAuthSettings, Settings
 
-THROTTLED = 429
 CERTIFICATE_UNKNOWN = 700027  # AADSTS700027: the assertion's key is not the app's
 ERROR_LOOKUP = "https://login.microsoftonline.com/error?code={code}"
 SIGN_IN_HOST = "the sign-in host"
@@ -261,7 +265,7 @@ class TokenSource:
         if not isinstance(document, dict):
             raise UntrustedAnswer(f"{what} is JSON but not an object",
                                   f"HTTP {response.status_code}: a {type(document).__name__}")
-        if not discovery or response.status_code != 200:
+        if not discovery or response.status_code != HTTP_200_OK:
             return
         endpoint = document.get("token_endpoint")
         if not isinstance(endpoint, str) or not endpoint:
@@ -430,7 +434,7 @@ def refusal(result: dict[str, Any], response: requests.Response | None) -> Diagn
     code = error_code(result)
     words = first_sentence(description) or str(result.get("error", "unknown error"))
     status = response.status_code if response is not None else None
-    if status == THROTTLED:
+    if status == HTTP_429_TOO_MANY_REQUESTS:
         return throttled(response, words)
     entry = token_error(code)
     if entry:
@@ -473,7 +477,7 @@ def discovery_failure(response: requests.Response | None, error: ValueError,
     body = json_body(response)
     if body:
         return refusal(body, response)
-    if response is not None and response.status_code < 300:
+    if response is not None and response.status_code in SUCCESSFUL:
         return not_json(response, "tenant discovery")
     status = f"HTTP {response.status_code}" if response is not None else str(error)
     return Diagnosis(State.CRITICAL, "tenant discovery failed", f"{authority}: {status}",
@@ -482,7 +486,7 @@ def discovery_failure(response: requests.Response | None, error: ValueError,
 
 def server_error(response: requests.Response | None, what: str) -> Diagnosis:
     status = response.status_code if response is not None else 0
-    if status == THROTTLED:
+    if status == HTTP_429_TOO_MANY_REQUESTS:
         return throttled(response, "")
     body = json_body(response)
     if response is not None and not body:

@@ -25,6 +25,7 @@ from urllib3.exceptions import TimeoutError as Urllib3Timeout
 from urllib3.util import Timeout
 
 from check_mailgw.deadline import Deadline, DeadlineExceeded
+from check_mailgw.net.http_status import REDIRECTS
 
 HTTPS_DEFAULT_PORT = 443
 
@@ -192,7 +193,6 @@ SESSION_DECIDES = ("timeout", "verify", "proxies", "cert", "allow_redirects", "s
 ANSWER_LIMIT = 1024 * 1024  # a token or discovery answer is a few KiB
 GRAPH_ANSWER_LIMIT = 4 * 1024 * 1024  # an application with many credentials
 READ_SIZE = 64 * 1024
-REDIRECTS = range(300, 400)
 
 
 class UntrustedAnswer(Exception):

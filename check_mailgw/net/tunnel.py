@@ -10,6 +10,14 @@ from urllib.parse import unquote, urlsplit
 
 from check_mailgw.deadline import Deadline, DeadlineExceeded
 from check_mailgw.errors import SettingsError
+from check_mailgw.net.http_status import (
+    HTTP_403_FORBIDDEN,
+    HTTP_407_PROXY_AUTHENTICATION_REQUIRED,
+    HTTP_502_BAD_GATEWAY,
+    HTTP_503_SERVICE_UNAVAILABLE,
+    HTTP_504_GATEWAY_TIMEOUT,
+    SUCCESSFUL,
+)
 from check_mailgw.outcome import Diagnosis, State, StepFailed
 
 WAITING_FOR = "the proxy's answer to CONNECT"
@@ -63,7 +71,7 @@ def open_tunnel(sock: socket.socket, host: str, port: int, deadline: Deadline,
     head = read_head(sock, deadline)
     status_line, headers = parse_head(head)
     status = int(status_line.split()[1])
-    if 200 <= status < 300:
+    if status in SUCCESSFUL:
         return status_line
     raise StepFailed(Diagnosis(
         State.CRITICAL, "proxy refused the tunnel", status_line,
@@ -128,7 +136,7 @@ def parse_head(head: bytes) -> tuple[str, dict[str, str]]:
 
 def refusal_fix(status: int, authority: str, headers: dict[str, str],
                 credentials_given: bool) -> str:
-    if status == 407:
+    if status == HTTP_407_PROXY_AUTHENTICATION_REQUIRED:
         scheme = headers.get("proxy-authenticate", "").split(" ", 1)[0]
         if scheme and scheme.lower() != "basic":
             return (f"the proxy asks for {scheme} authentication, which this check does not "
@@ -139,10 +147,10 @@ def refusal_fix(status: int, authority: str, headers: dict[str, str],
                     "them (special characters must be percent-encoded in the URL)")
         return ("the proxy wants credentials: put them in the proxy URL, --proxy "
                 "http://user:password@host:port or the HTTPS_PROXY environment variable")
-    if status == 403:
+    if status == HTTP_403_FORBIDDEN:
         return (f"the proxy's policy forbids tunnels to {authority}: have it allowed (many "
                 "proxies allow CONNECT only to port 443)")
-    if status in (502, 503, 504):
+    if status in (HTTP_502_BAD_GATEWAY, HTTP_503_SERVICE_UNAVAILABLE, HTTP_504_GATEWAY_TIMEOUT):
         return (f"the proxy could not reach {authority}: check the proxy's own name "
                 "resolution, route and firewall towards that host")
     return "unexpected answer from the proxy: check its logs and configuration"
