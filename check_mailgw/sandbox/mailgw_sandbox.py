@@ -140,9 +140,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.port_base and not PORT_BASE_MIN <= args.port_base <= PORT_BASE_MAX:
         parser.error(f"--port-base must be 0 or between {PORT_BASE_MIN} and {PORT_BASE_MAX}")
-    missing = [module for module in SANDBOX_REQUIREMENTS if find_spec(module) is None]
+    missing = missing_requirements()
     if missing:
-        print(f"mailgw-sandbox: {_missing_requirements(missing)}", file=sys.stderr)
+        print(f"mailgw-sandbox: {missing}", file=sys.stderr)
         return MISSING_REQUIREMENTS_EXIT
     # aiosmtpd reports every odd client at WARNING; the sandbox expects odd clients.
     logging.getLogger("mail.log").setLevel(logging.ERROR)
@@ -152,8 +152,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def _missing_requirements(missing: list[str]) -> str:
-    """What is missing, and the command that installs it where this interpreter looks."""
+def missing_requirements() -> str | None:
+    """What of the sandbox extra is missing, and the command that installs it where this
+    interpreter looks; None if nothing is."""
+    missing = [module for module in SANDBOX_REQUIREMENTS if find_spec(module) is None]
+    if not missing:
+        return None
     quoted = " ".join(shlex.quote(SANDBOX_REQUIREMENTS[module]) for module in missing)
     venv = Path(sys.prefix)
     if (venv / "pipx_metadata.json").exists():
