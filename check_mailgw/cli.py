@@ -265,6 +265,9 @@ def build_parser() -> PluginArgumentParser:
     oauth.add_argument("--proxy", metavar="URL",
                        help="HTTP proxy for the HTTPS calls, http://[user:password@]host:port "
                        "(default: $HTTPS_PROXY, honouring $NO_PROXY)")
+    oauth.add_argument("--discovery-cache", metavar="DIR",
+                       help="where tenant discovery answers are kept for 24 hours (default: "
+                       "$XDG_CACHE_HOME/check_mailgw or ~/.cache/check_mailgw; '' for none)")
     oauth.add_argument("--azure-region", metavar="REGION",
                        help="use Entra ID's regional token service (off unless given)")
     oauth.add_argument("--token-warning", metavar="RANGE",

@@ -22,7 +22,7 @@ CONFIG_KEYS = {
     "cloud", "authority", "graph_url", "proxy", "azure_region", "token_warning",
     "token_critical", "basic_auth_retirement", "client_certificate", "client_key",
     "client_key_passphrase_file", "secret_warning", "secret_critical", "secret_expires",
-    "expiry_lookup_denied", "check", "auth_mechanism",
+    "expiry_lookup_denied", "check", "auth_mechanism", "discovery_cache",
 }
 
 # Config keys as the gateway's settings form names them, onto settings names.

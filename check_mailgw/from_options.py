@@ -22,6 +22,7 @@ from check_mailgw.validators import (
     check_address,
     check_address_family,
     check_auth_mechanism,
+    check_cache_directory,
     check_dns_server,
     check_guid,
     check_helo,
@@ -260,4 +261,6 @@ def build_oauth(mode: str, cli: Mapping[str, Any], profile: Mapping[str, Any],
         secret_expires=expires,
         lookup_denied=check_lookup_denied(given.get("expiry_lookup_denied", "warning")),
         key_passphrase=passphrase,
+        discovery_cache=check_cache_directory(given["discovery_cache"])
+        if "discovery_cache" in given else None,
     )

@@ -46,6 +46,7 @@ class OAuthSettings:
     secret_expires: datetime.datetime | None = None  # given instead of the Graph lookup
     lookup_denied: State = State.WARNING  # the lookup was refused (no Application.Read.All)
     key_passphrase: Secret | None = None  # of the certificate's key; kept only to mask it
+    discovery_cache: str | None = None  # a directory; None: the user's cache, "": none
 
     @property
     def tenant_is_guid(self) -> bool:

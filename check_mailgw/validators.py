@@ -7,6 +7,7 @@ Thresholds (Nagios ranges, days left) have a module of their own, thresholds.py.
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 import socket
 from collections.abc import Callable, Mapping
@@ -44,7 +45,7 @@ CHECKS = ("full", "chain", "expiry")  # --check; in smtp mode full and chain are
 # wire) and file names (any character a file system allows; shown escaped).
 FREE_TEXT_KEYS = frozenset({
     "password", "client_secret", "password_file", "client_secret_file", "client_certificate",
-    "client_key", "client_key_passphrase_file", "ca_file", "config",
+    "client_key", "client_key_passphrase_file", "ca_file", "config", "discovery_cache",
 })
 # Options whose messages name their letter too; the others are --key-with-dashes.
 OPTION_NAMES = {
@@ -250,6 +251,21 @@ def check_https_url(value: Any, option: str) -> str:
     if urlsplit(url).path not in ("", "/") or urlsplit(url).query:
         raise SettingsError(f"{option} {value!r}: give only https://host[:port]")
     return url
+
+
+def check_cache_directory(value: Any) -> str:
+    """--discovery-cache: an absolute path ("" turns the cache off). A relative one would
+    depend on the monitoring core's working directory, which differs from a shell's."""
+    option = "--discovery-cache"
+    if not isinstance(value, str):
+        raise SettingsError(f"{option} {value!r}: expected a directory's path, or \"\" for no "
+                            "cache")
+    if "\0" in value:
+        raise SettingsError(f"{option}: a path cannot hold a NUL character")
+    if value and not os.path.isabs(value):
+        raise SettingsError(f"{option} {value!r}: expected an absolute path "
+                            "(the monitoring core's working directory is not the shell's)")
+    return value
 
 
 def check_retirement_state(value: Any) -> State:

@@ -29,7 +29,7 @@ from check_mailgw.sandbox.plumbing.ca import SandboxCA
 sys.path.insert(0, str(Path(__file__).parents[1] / "bench"))
 from sign_in_relay import SignInRelay
 
-OK, CRITICAL = 0, 2
+OK, CRITICAL, UNKNOWN = 0, 2, 3
 DISCOVERY = "/v2.0/.well-known/openid-configuration"
 GRAPH_PREFIX = "/v1.0/"
 NOBODY = 65534
@@ -199,6 +199,83 @@ def test_without_xdg_cache_home_the_cache_is_under_home(checks, tmp_path) -> Non
     result, _ = runs.run(env=env)
     assert result.exit_code == OK, result.stdout
     assert len(list((tmp_path / "home" / ".cache" / "check_mailgw").glob("discovery-*"))) == 1
+
+
+# --- --discovery-cache -----------------------------------------------------------------------
+
+def test_an_empty_discovery_cache_option_keeps_nothing_and_says_so(checks) -> None:
+    runs = checks("graph")
+    for _ in range(2):
+        result, asked = runs.run("--discovery-cache", "", "-v")
+        assert result.exit_code == OK, result.stdout
+        assert discoveries(asked) == 1  # asked every time
+    assert runs.entries() == []
+    assert cache_note(result) == 'off (--discovery-cache "")'
+
+
+def test_the_discovery_cache_option_names_the_directory(checks, tmp_path) -> None:
+    runs = checks("o365-smtp")
+    chosen = tmp_path / "var" / "cache" / "mailgw"
+    first, _ = runs.run("--discovery-cache", chosen, "-v")
+    second, asked = runs.run("--discovery-cache", chosen, "-v")
+    assert steady(second) == steady(first) and first.exit_code == OK, first.stdout
+    assert discoveries(asked) == 0
+    assert [entry.name[:10] for entry in chosen.iterdir()] == ["discovery-"]
+    assert chosen.stat().st_mode & 0o777 == 0o700
+    assert runs.entries() == []  # nothing in the user's own cache
+    assert cache_note(second) == ""
+
+
+def test_a_discovery_cache_that_is_a_file_leaves_the_check_as_it_is(checks, tmp_path) -> None:
+    """The cache never changes a result: a file where the directory should be is said at -v,
+    and the check goes on (a gateway check that went UNKNOWN over a saving of one request
+    would hide the gateway's own state)."""
+    runs = checks("graph")
+    reference, _ = runs.run("--discovery-cache", "", "-v")
+    occupied = tmp_path / "a-file"
+    occupied.write_text("not a directory\n")
+    result, asked = runs.run("--discovery-cache", occupied, "-v")
+    assert steady(result) == steady(reference), result.stdout
+    assert discoveries(asked) == 1
+    assert cache_note(result) == f"not used: {occupied} is not a directory"
+    assert occupied.read_text() == "not a directory\n"
+    assert not result.stderr
+
+
+def test_the_discovery_cache_from_a_config_profile(checks, tmp_path) -> None:
+    runs = checks("graph")
+    config = tmp_path / "gateways.toml"
+    chosen = tmp_path / "profile-cache"
+    config.write_text(f'[defaults]\ndiscovery_cache = ""\n[profiles.kept]\n'
+                      f'discovery_cache = "{chosen}"\n[profiles.none]\n')
+    kept, _ = runs.run("--config", config, "--profile", "kept")
+    assert kept.exit_code == OK, kept.stdout
+    assert len(list(chosen.glob("discovery-*"))) == 1
+    off, asked = runs.run("--config", config, "--profile", "none", "-v")
+    assert discoveries(asked) == 1 and cache_note(off) == 'off (--discovery-cache "")'
+    # The command line overrides the profile.
+    _, asked = runs.run("--config", config, "--profile", "none", "--discovery-cache", chosen)
+    assert discoveries(asked) == 0
+    assert runs.entries() == []
+
+
+@pytest.mark.parametrize(("profile_line", "option", "words"), [
+    (None, "relative/cache", "--discovery-cache 'relative/cache': expected an absolute path"),
+    ("discovery_cache = false", None, "--discovery-cache False: expected a directory's path"),
+    ("discovery_cache = 7", None, "--discovery-cache 7: expected a directory's path"),
+])
+def test_a_discovery_cache_that_is_no_path_is_unknown(checks, tmp_path, profile_line, option,
+                                                       words) -> None:
+    runs = checks("graph")
+    extra: list[object] = ["--discovery-cache", option] if option is not None else []
+    if profile_line is not None:
+        config = tmp_path / "gateways.toml"
+        config.write_text(f"[profiles.p]\n{profile_line}\n")
+        extra = ["--config", config]
+    result, asked = runs.run(*extra)
+    assert result.exit_code == UNKNOWN, result.stdout
+    assert words in result.first_line, result.first_line
+    assert asked == [] and "Traceback" not in result.stdout + result.stderr
 
 
 # --- a failing token request drops the entry -----------------------------------------------------

@@ -4,7 +4,8 @@ Before each token request msal asks the sign-in host for the tenant's OpenID con
 (GET {authority}/{tenant}/v2.0/.well-known/openid-configuration, OpenID Connect Discovery 1.0
 section 4). The answer holds no secret and changes rarely, so it is kept for a day (as long as
 msal keeps it in memory) in a file per authority and tenant, in the user's cache directory
-($XDG_CACHE_HOME/check_mailgw, else ~/.cache/check_mailgw).
+($XDG_CACHE_HOME/check_mailgw, else ~/.cache/check_mailgw) or the one --discovery-cache
+names; --discovery-cache "" keeps nothing.
 
 Only that answer is kept: never a token, a token endpoint's answer, an error answer or
 msal's throttling state (so msal's own http_cache, which holds all of these as pickled
@@ -53,9 +54,12 @@ def discovery_url(authority: str, tenant: str) -> str:
     return f"{authority}/{tenant}/v2.0/.well-known/openid-configuration"
 
 
-def cache_directory(env: Mapping[str, str]) -> Path | None:
-    """$XDG_CACHE_HOME/check_mailgw, else ~/.cache/check_mailgw (XDG Base Directory
-    Specification: a relative $XDG_CACHE_HOME is ignored); None without a home directory."""
+def cache_directory(env: Mapping[str, str], chosen: str | None = None) -> Path | None:
+    """--discovery-cache DIR when given, else $XDG_CACHE_HOME/check_mailgw, else
+    ~/.cache/check_mailgw (XDG Base Directory Specification: a relative $XDG_CACHE_HOME is
+    ignored); None without a home directory."""
+    if chosen:
+        return Path(chosen)
     base = env.get("XDG_CACHE_HOME", "")
     if not os.path.isabs(base):
         home = env.get("HOME") or os.path.expanduser("~")

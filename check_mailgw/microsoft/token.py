@@ -150,20 +150,22 @@ class TokenSource:
         self.discovery = self._discovery_cache()
 
     def _discovery_cache(self) -> DiscoveryCache | None:
-        """Where this run's discovery answer is kept; none under --insecure, whose answers
-        come over unverified TLS."""
-        if self.settings.insecure:
+        """Where this run's discovery answer is kept; none when --discovery-cache is "", nor
+        under --insecure, whose answers come over unverified TLS."""
+        if self.settings.insecure or self.oauth.discovery_cache == "":
             return None
         try:
             trust = trust_of(self.settings.ca_file)
         except OSError:
             return None  # the TLS context has read it; a file gone since then is not worth a note
-        return DiscoveryCache(cache_directory(os.environ),
+        return DiscoveryCache(cache_directory(os.environ, self.oauth.discovery_cache),
                               discovery_url(self.oauth.authority, self.oauth.tenant_id), trust)
 
     def cache_facts(self) -> dict[str, str]:
         """Why the discovery cache was passed by, for -v; nothing when it worked or was not
         asked."""
+        if self.oauth.discovery_cache == "":
+            return {"discovery_cache": 'off (--discovery-cache "")'}
         notes = self.discovery.notes if self.discovery else []
         return {"discovery_cache": "; ".join(notes)} if notes else {}
 
