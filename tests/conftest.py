@@ -17,6 +17,9 @@ from check_mailgw.sandbox.plumbing.ca import SandboxCA
 from check_mailgw.sandbox.plumbing.dns_server import DnsServer, start_dns
 from check_mailgw.sandbox.smtp.listeners import Security, SmtpServer, start_smtp
 
+# The pytest plugin's own tests run pytest on example test files.
+pytest_plugins = ["pytester"]
+
 SANDBOX_RECORDS = {
     "mail.sandbox.test": ["127.0.0.1"],
     "dual.sandbox.test": ["127.0.0.1", "::1"],
