@@ -101,6 +101,21 @@ def test_sandbox_without_its_extra_says_how_to_install_it(
     assert done.stderr.rstrip().endswith(f"{python} -m pip install 'aiosmtpd>=1.4' 'trustme>=1.1'")
 
 
+def test_pytest_fixtures_without_the_sandbox_extra_say_how_to_install_it(
+        interpreter_without: Interpreter, tmp_path: Path) -> None:
+    python = interpreter_without("aiosmtpd", "trustme")
+    (tmp_path / "test_app.py").write_text(
+        "def test_without_the_sandbox():\n    pass\n\n\n"
+        "def test_with_it(mailgw_sandbox):\n    pass\n")
+    done = run(python, "-m", "pytest", "-p", "no:cacheprovider", "-q", "test_app.py",
+               cwd=tmp_path)
+    assert done.returncode == 1, done.stdout
+    assert "1 passed, 1 error" in done.stdout
+    assert "the mailgw_sandbox fixtures: the sandbox needs aiosmtpd and trustme (the " \
+        f"check_mailgw[sandbox] extra), not installed for {python}: " in done.stdout
+    assert "Traceback" not in done.stdout
+
+
 def test_sandbox_in_a_pipx_venv_without_its_extra_says_pipx_inject(
         interpreter_without: Interpreter, tmp_path: Path) -> None:
     python = interpreter_without("trustme", name="check-mailgw", pipx=True)
