@@ -1,4 +1,4 @@
-"""A local Microsoft 365 as a whole (sandbox/m365/cloud.py): starting and stopping it."""
+"""A local Microsoft 365 as a whole (sandbox/m365/cloud.py): starting, stopping, oauth_args."""
 
 import gc
 import os
