@@ -19,6 +19,8 @@ from check_mailgw.sandbox.smtp.listeners import Security, SmtpServer, start_smtp
 
 # The pytest plugin's own tests run pytest on example test files.
 pytest_plugins = ["pytester"]
+# Their failed asserts show the values compared, as the tests' own do.
+pytest.register_assert_rewrite("smtp_clients", "m365_clients")
 
 SANDBOX_RECORDS = {
     "mail.sandbox.test": ["127.0.0.1"],

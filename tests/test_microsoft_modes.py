@@ -183,10 +183,9 @@ CASES = [
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_microsoft_scenario(case: Case, m365, ca_file, client_secret_file) -> None:
-    sandbox = m365(case.scenario)
-    args = oauth_args(sandbox, case.mode, ca_file, client_secret_file)
-    result = run_check(*args, *case.options, "-v")
+def test_microsoft_scenario(case: Case, mailgw_sandbox, mailgw_check) -> None:
+    mailgw_sandbox.play(case.scenario)
+    result = mailgw_check(case.mode, *case.options, "-v")
     assert result.exit_code == case.exit_code, result.stdout
     assert re.search(case.first_line, result.first_line), result.stdout
     if case.long_output:
@@ -208,16 +207,15 @@ def test_a_wrong_secret_says_the_id_may_have_been_pasted(m365, ca_file, tmp_path
     assert re.search(r"trace_id=[0-9a-f-]+; correlation_id=[0-9a-f-]+", result.long_output)
 
 
-def test_the_token_overlaps_the_transport(m365, ca_file, client_secret_file) -> None:
+def test_the_token_overlaps_the_transport(mailgw_sandbox, mailgw_check) -> None:
     """A 1.5 s token endpoint and a 1.5 s SMTP greeting cost about 1.5 s, not 3 s.
 
     The end date is given, so no Graph token is asked for the expiry lookup (in this
     scenario it would wait another 1.5 s, after the first token): the mail path alone."""
     no_lookup = ("--secret-expires", "2099-01-01")
-    healthy = run_check(*oauth_args(m365("ok"), "o365-smtp", ca_file, client_secret_file),
-                        *no_lookup)
-    slow = run_check(*oauth_args(m365("slow-token-and-transport"), "o365-smtp", ca_file,
-                                 client_secret_file), *no_lookup)
+    healthy = mailgw_check("o365-smtp", *no_lookup)
+    mailgw_sandbox.play("slow-token-and-transport")
+    slow = mailgw_check("o365-smtp", *no_lookup)
     assert healthy.exit_code == slow.exit_code == OK, slow.stdout
     token, greeting = slow.value("token_time"), slow.value("greeting_time")
     assert token >= 1.4 and greeting >= 1.4, slow.stdout
