@@ -109,6 +109,17 @@ class Scenario:
     # False: customKeyIdentifier holds other bytes than the thumbprint, as some
     # PowerShell uploads leave it; only the certificate itself (key) identifies it.
     certificate_key_id_is_thumbprint: bool = True
+    # Where accepted messages for the tenant's mailboxes land (plumbing.mail_store), and
+    # how many seconds after their acceptance; "never": accepted and lost.
+    delivery: Literal["inbox", "junk", "never"] = "inbox"
+    delivery_delay: float = 0.0
+    # Headers the receiving side adds on delivery (Authentication-Results with verdicts).
+    delivery_headers: tuple[tuple[str, str], ...] = ()
+    # Graph's answer to reading a mailbox's messages, instead of the messages.
+    graph_read_failure: GraphError | None = None
+    # The IMAP server: every login refused; IDLE offered.
+    imap_login_refused: bool = False
+    imap_idle: bool = True
 
 
 _SCENARIOS = (
