@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from check_mailgw.deadline import Deadline, DeadlineExceeded
 from check_mailgw.outcome import Diagnosis, Passed, Report, State, StepFailed, StepOutcome
@@ -34,8 +34,7 @@ class Dialogue:
         return lines
 
 
-@dataclass(frozen=True)
-class Step:
+class Step(NamedTuple):
     """Domain model: one link of the chain: a name, what it waits for, and the work."""
 
     name: str

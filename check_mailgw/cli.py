@@ -382,8 +382,6 @@ def build_parser() -> PluginArgumentParser:
 
 
 def parse_settings(argv: Sequence[str] | None) -> Settings:
-    import dataclasses
-
     from check_mailgw.secret import loose_permissions
     from check_mailgw.text import one_line
     from check_mailgw.validators import DEFAULT_TIMEOUT, check_timeout, refuse_control_characters
@@ -414,7 +412,7 @@ def parse_settings(argv: Sequence[str] | None) -> Settings:
         settings = build_settings(options, profile, os.environ, verbosity)
     except SettingsError as error:  # one line, whatever a file name or argparse echoes
         raise SettingsError(one_line(str(error))) from None
-    return dataclasses.replace(settings, notes=(*notes, *settings.notes)) if notes else settings
+    return settings._replace(notes=(*notes, *settings.notes)) if notes else settings
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 
 from check_mailgw.outcome import Diagnosis
 
@@ -40,16 +39,18 @@ def line_budget(state: str) -> int:
     return FIRST_LINE_LIMIT - len(f"{PREFIX} {state.upper()} - ")
 
 
-@dataclass
 class Piece:
     """Part of the first line that may be shortened, never into its protected head and tail."""
 
-    text: str
-    head: int = 0  # leading characters never cut (a reply code)
-    tail: int = 0  # trailing characters never cut (a closing clause, a port)
-    middle: bool = False  # cut in the middle: a host name keeps its domain and port
-    keep: int | None = None  # characters of the cuttable body kept, once cut
-    dropped: bool = False
+    __slots__ = ("dropped", "head", "keep", "middle", "tail", "text")
+
+    def __init__(self, text: str, head: int = 0, tail: int = 0, middle: bool = False) -> None:
+        self.text = text
+        self.head = head  # leading characters never cut (a reply code)
+        self.tail = tail  # trailing characters never cut (a closing clause, a port)
+        self.middle = middle  # cut in the middle: a host name keeps its domain and port
+        self.keep: int | None = None  # characters of the cuttable body kept, once cut
+        self.dropped = False
 
     @classmethod
     def protecting_codes(cls, text: str) -> Piece:

@@ -7,7 +7,6 @@ keeps it short) and, at -v, the long output.
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
@@ -69,7 +68,7 @@ def printable(value: Any, redact: Callable[[str], str]) -> Any:
         return one_line(redact(value))
     if isinstance(value, dict):
         return {printable(key, redact): printable(item, redact) for key, item in value.items()}
-    if isinstance(value, list | tuple):
+    if type(value) in (list, tuple):
         return type(value)(printable(item, redact) for item in value)
     return value
 
@@ -78,8 +77,8 @@ def printable_diagnosis(diagnosis: Diagnosis | None,
                         redact: Callable[[str], str]) -> Diagnosis | None:
     if diagnosis is None:
         return None
-    return dataclasses.replace(
-        diagnosis, problem=printable(diagnosis.problem, redact),
+    return diagnosis._replace(
+        problem=printable(diagnosis.problem, redact),
         reply=printable(diagnosis.reply, redact), fix=printable(diagnosis.fix, redact))
 
 
@@ -294,7 +293,7 @@ def step_lines(outcome: StepOutcome, verbosity: int,
 def format_fact(value: Any) -> str:
     if isinstance(value, enum.Enum):
         return value.name.lower()
-    if isinstance(value, list | tuple):
+    if type(value) in (list, tuple):  # a NamedTuple (the app's settings) speaks for itself
         return ",".join(str(v) for v in value) or "-"
     return str(value)
 

@@ -1,10 +1,13 @@
-"""What a step of the chain found: the values the output layer judges and words."""
+"""What a step of the chain found: the values the output layer judges and words.
+
+Plain classes and NamedTuples, not dataclasses: defining a dataclass runs generated code on
+every import, and the dataclasses module pulls in inspect; a check pays for both each run.
+"""
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 
 class State(enum.IntEnum):
@@ -16,8 +19,7 @@ class State(enum.IntEnum):
     UNKNOWN = 3
 
 
-@dataclass(frozen=True)
-class Diagnosis:
+class Diagnosis(NamedTuple):
     """Domain model: why a link of the chain is broken, in the server's words, and the fix."""
 
     state: State
@@ -40,7 +42,6 @@ class StepFailed(Exception):
         self.details = details or {}
 
 
-@dataclass
 class Passed:
     """What a step that worked reports: a brief for the first line, facts (-v), details (-vv).
 
@@ -48,30 +49,43 @@ class Passed:
     that was refused): it sets the step's state but does not stop the chain.
     """
 
-    brief: str = ""
-    facts: dict[str, Any] = field(default_factory=dict)
-    metrics: dict[str, float] = field(default_factory=dict)
-    details: dict[str, Any] = field(default_factory=dict)
-    advisory: Diagnosis | None = None
+    __slots__ = ("advisory", "brief", "details", "facts", "metrics")
+
+    def __init__(self, brief: str = "", facts: dict[str, Any] | None = None,
+                 metrics: dict[str, float] | None = None, details: dict[str, Any] | None = None,
+                 advisory: Diagnosis | None = None) -> None:
+        self.brief = brief
+        self.facts: dict[str, Any] = {} if facts is None else facts
+        self.metrics: dict[str, float] = {} if metrics is None else metrics
+        self.details: dict[str, Any] = {} if details is None else details
+        self.advisory = advisory
 
 
-@dataclass
 class StepOutcome:
     """Domain model: one step's result: timing, facts, and a diagnosis when it failed."""
 
-    name: str
-    elapsed: float
-    brief: str = ""
-    facts: dict[str, Any] = field(default_factory=dict)
-    metrics: dict[str, float] = field(default_factory=dict)
-    details: dict[str, Any] = field(default_factory=dict)
-    diagnosis: Diagnosis | None = None
-    advisory: Diagnosis | None = None
-    dialogue: list[str] = field(default_factory=list)
-    detail: str | None = None
-    started: float = 0.0  # seconds since the run began
-    target: str | None = None  # the host it talked to, when not the chain's
-    timed_out: bool = False  # the run's deadline ended it
+    __slots__ = ("advisory", "brief", "detail", "details", "diagnosis", "dialogue", "elapsed",
+                 "facts", "metrics", "name", "started", "target", "timed_out")
+
+    def __init__(self, name: str, elapsed: float, brief: str = "",
+                 facts: dict[str, Any] | None = None, metrics: dict[str, float] | None = None,
+                 details: dict[str, Any] | None = None, diagnosis: Diagnosis | None = None,
+                 advisory: Diagnosis | None = None, dialogue: list[str] | None = None,
+                 detail: str | None = None, started: float = 0.0, target: str | None = None,
+                 timed_out: bool = False) -> None:
+        self.name = name
+        self.elapsed = elapsed
+        self.brief = brief
+        self.facts: dict[str, Any] = {} if facts is None else facts
+        self.metrics: dict[str, float] = {} if metrics is None else metrics
+        self.details: dict[str, Any] = {} if details is None else details
+        self.diagnosis = diagnosis
+        self.advisory = advisory
+        self.dialogue: list[str] = [] if dialogue is None else dialogue
+        self.detail = detail
+        self.started = started  # seconds since the run began
+        self.target = target  # the host it talked to, when not the chain's
+        self.timed_out = timed_out  # the run's deadline ended it
 
     @property
     def state(self) -> State:
@@ -85,15 +99,18 @@ class StepOutcome:
         return self.diagnosis or self.advisory
 
 
-@dataclass
 class Report:
     """Domain model: everything a run found, in chain order."""
 
-    mode: str
-    target: str
-    outcomes: list[StepOutcome]
-    total_time: float
-    planned: list[str] = field(default_factory=list)  # every step the mode meant to run
+    __slots__ = ("mode", "outcomes", "planned", "target", "total_time")
+
+    def __init__(self, mode: str, target: str, outcomes: list[StepOutcome], total_time: float,
+                 planned: list[str] | None = None) -> None:
+        self.mode = mode
+        self.target = target
+        self.outcomes = outcomes
+        self.total_time = total_time
+        self.planned: list[str] = [] if planned is None else planned  # every step meant to run
 
     @property
     def failure(self) -> StepOutcome | None:

@@ -1,10 +1,12 @@
-"""Domain model: the validated, typed settings of one run (built by from_options)."""
+"""Domain model: the validated, typed settings of one run (built by from_options).
+
+NamedTuples: frozen and typed, without the dataclasses machinery a run would pay for at
+start-up; a changed copy is settings._replace(...)."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 from urllib.parse import urlsplit
 
 from check_mailgw.outcome import State
@@ -26,8 +28,7 @@ PASSWORD_LOGIN_ONLY = frozenset({
 SMTP_ONLY = PASSWORD_LOGIN_ONLY | {"tls", "auth", "helo"}
 
 
-@dataclass(frozen=True)
-class OAuthSettings:
+class OAuthSettings(NamedTuple):
     """Domain model: the Entra ID app a Microsoft 365 mode signs in as, and where."""
 
     tenant_id: str
@@ -57,8 +58,7 @@ class OAuthSettings:
         return "client certificate" if self.certificate else "client secret"
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(NamedTuple):
     """Domain model: everything one run needs to know, already validated."""
 
     mode: str
@@ -106,7 +106,7 @@ class Settings:
             left_out.add("oauth")
         if self.mode == "graph":
             left_out |= SMTP_ONLY
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in left_out}
+        return {name: getattr(self, name) for name in self._fields if name not in left_out}
 
     @property
     def target(self) -> str:

@@ -8,7 +8,6 @@ the background, on a connection of its own.
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from urllib.parse import urlsplit
 
 from check_mailgw.chain import Step
@@ -120,7 +119,7 @@ class GraphProbe(Probe):
         claims = self.tokens.claims
         if answer.status in REFUSED and claims.values and not claims.roles:
             # The likely cause takes the first line; the fix already tells both ways.
-            diagnosis = replace(diagnosis, problem=f"sendMail refused ({NO_ROLES_CAUSE})")
+            diagnosis = diagnosis._replace(problem=f"sendMail refused ({NO_ROLES_CAUSE})")
         raise StepFailed(diagnosis, facts)
 
     def close(self) -> None:

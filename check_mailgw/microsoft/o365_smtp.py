@@ -7,8 +7,6 @@ background. Everything else is the smtp mode's own chain.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from check_mailgw.chain import Step
 from check_mailgw.microsoft.exchange_smtp import APP_LOGIN
 from check_mailgw.microsoft.expiry import CredentialExpiry, app_steps, app_target
@@ -62,7 +60,7 @@ class ExchangeOAuthProbe(SmtpProbe):
         smtp_chain = super().steps
 
         def chain() -> list[Step]:  # AUTH waits for the token
-            return [replace(step, needs=("token",)) if step.name == "auth" else step
+            return [step._replace(needs=("token",)) if step.name == "auth" else step
                     for step in smtp_chain()]
 
         return app_steps(self.tokens, self.expiry, self.deadline, self.settings.check, chain)
@@ -83,7 +81,7 @@ class ExchangeOAuthProbe(SmtpProbe):
         claims = self.tokens.claims
         if (self.exchange and phase in REFUSALS and diagnosis.state == State.CRITICAL
                 and claims.values and not claims.roles):
-            return replace(diagnosis, problem=f"{PROBLEMS[phase]} ({NO_ROLES_CAUSE})",
+            return diagnosis._replace(problem=f"{PROBLEMS[phase]} ({NO_ROLES_CAUSE})",
                            fix=NO_ROLES_FIX)
         return diagnosis
 

@@ -6,7 +6,7 @@ import contextlib
 import re
 import socket
 import ssl
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from check_mailgw.chain import Dialogue
 from check_mailgw.deadline import Deadline, DeadlineExceeded
@@ -109,8 +109,7 @@ class ReplyDidNotEnd(SmtpProtocolError):
         return f"{self.code} {self.first_line.strip()}".strip()
 
 
-@dataclass(frozen=True)
-class Reply:
+class Reply(NamedTuple):
     """Domain model: an SMTP reply: code and text lines, with the enhanced status code."""
 
     code: int

@@ -6,7 +6,6 @@ import base64
 import ssl
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from typing import TYPE_CHECKING, Protocol
 
 from check_mailgw.chain import Step
@@ -106,7 +105,7 @@ class SmtpProbe(Probe):
             session.append(
                 Step("envelope", "the replies to MAIL FROM and RCPT TO", self.envelope)
             )
-        return steps + [replace(step, run=speaks_smtp(step.run)) for step in session]
+        return steps + [step._replace(run=speaks_smtp(step.run)) for step in session]
 
     # Steps
     def resolve(self) -> Passed:
