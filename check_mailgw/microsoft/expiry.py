@@ -16,8 +16,7 @@ import json
 import math
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import quote, urlsplit
 
 import requests
@@ -58,8 +57,7 @@ SECRET_DATE = "give --secret-expires YYYY-MM-DD, the end date Certificates & sec
     "to skip the lookup"
 
 
-@dataclass(frozen=True)
-class AppCredential:
+class AppCredential(NamedTuple):
     """Domain model: one client secret or certificate of the app, as Graph lists it."""
 
     key_id: str
@@ -123,15 +121,14 @@ def ends_fact(ends: datetime.datetime) -> str:
     return ends.astimezone(datetime.UTC).strftime(ENDS_FORMAT)
 
 
-@dataclass(frozen=True)
-class Listing:
+class Listing(NamedTuple):
     """What Graph said about the app's credentials: the lists, or why there are none."""
 
     secrets: list[AppCredential]
     certificates: list[AppCredential]
     refusal: Diagnosis | None = None
     forbidden: bool = False
-    ids: dict[str, str] = field(default_factory=dict)  # Graph's request-id, for support
+    ids: dict[str, str] | None = None  # Graph's request-id, for support
 
 
 class CredentialExpiry:
@@ -186,7 +183,8 @@ class CredentialExpiry:
         if listing.refusal:
             state = self.oauth.lookup_denied if listing.forbidden else \
                 max(State.WARNING, listing.refusal.state)
-            return Passed(facts=listing.ids, advisory=with_state(listing.refusal, state))
+            return Passed(facts=dict(listing.ids or {}),
+                          advisory=with_state(listing.refusal, state))
         secret = self.oauth.client_secret.reveal() if self.oauth.client_secret else ""
         mine = sorted((c for c in listing.secrets if c.hint and secret.startswith(c.hint)),
                       key=lambda c: c.ends or datetime.datetime.max.replace(tzinfo=datetime.UTC))
@@ -224,7 +222,7 @@ class CredentialExpiry:
             # The local notAfter already answers the question: a refused lookup is a note.
             advisory = listing.refusal if listing.refusal.state == State.CRITICAL else \
                 with_state(listing.refusal, State.OK)
-            facts.update(listing.ids)
+            facts.update(listing.ids or {})
         elif registered := next((c for c in listing.certificates if c.matches(certificate)),
                                 None):
             facts.update(key_id=registered.key_id, registered_as=registered.name)

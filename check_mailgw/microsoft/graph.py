@@ -10,12 +10,10 @@ import http.client
 import json
 import ssl
 import uuid
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote, urlsplit
 
 from check_mailgw.deadline import Deadline, DeadlineExceeded
-from check_mailgw.microsoft.catalogue import graph_error
 from check_mailgw.net.http_status import (
     HTTP_400_BAD_REQUEST,
     HTTP_401_UNAUTHORIZED,
@@ -42,8 +40,7 @@ class GraphAnswerRefused(Exception):
         self.diagnosis = diagnosis
 
 
-@dataclass(frozen=True)
-class GraphAnswer:
+class GraphAnswer(NamedTuple):
     """Domain model: one Graph response: status, the error it names, and the ids to quote."""
 
     status: int
@@ -189,6 +186,8 @@ def diagnose(answer: GraphAnswer) -> Diagnosis:
             fix="something else answers in Graph's place: a proxy's error page, or a wrong "
             "--graph-url",
         )
+    from check_mailgw.microsoft.catalogue import graph_error  # only a refusal needs it
+
     known = graph_error(answer.code, answer.message)
     if answer.status == HTTP_429_TOO_MANY_REQUESTS:
         return Diagnosis(State.WARNING, "Graph is throttling this app", answer.words(retry),

@@ -21,7 +21,6 @@ import requests
 
 from check_mailgw.chain import Dialogue, Step
 from check_mailgw.deadline import Deadline, DeadlineExceeded
-from check_mailgw.microsoft.catalogue import aadsts_code, first_sentence, token_error
 from check_mailgw.microsoft.claims import SERVICES, Claims, service_of
 from check_mailgw.microsoft.clouds import MICROSOFT_AUTHORITY_HOSTS
 from check_mailgw.microsoft.discovery_cache import (
@@ -424,6 +423,8 @@ def json_body(response: requests.Response | None) -> dict[str, Any]:
 
 def error_code(result: dict[str, Any]) -> int | None:
     """The AADSTS code of an error answer: error_codes, else the description's."""
+    from check_mailgw.microsoft.catalogue import aadsts_code  # a refusal's words only
+
     codes = result.get("error_codes") or []
     if codes and isinstance(codes[0], int):
         return codes[0]
@@ -432,6 +433,8 @@ def error_code(result: dict[str, Any]) -> int | None:
 
 def refusal(result: dict[str, Any], response: requests.Response | None) -> Diagnosis:
     """An error answer of the token endpoint, in plain words."""
+    from check_mailgw.microsoft.catalogue import first_sentence, token_error
+
     description = str(result.get("error_description", ""))
     code = error_code(result)
     words = first_sentence(description) or str(result.get("error", "unknown error"))
@@ -452,6 +455,8 @@ def certificate_refused(certificate: ClientCertificate, result: dict[str, Any],
                         settings: Settings) -> Diagnosis:
     """AADSTS700027 with a certificate: say which certificate, and what to do, before Entra's
     words (which speak of keys and assertions)."""
+    from check_mailgw.microsoft.catalogue import first_sentence
+
     words = first_sentence(str(result.get("error_description", ""))) or "AADSTS700027"
     upload = (f"upload the public certificate (the file --client-certificate names, without "
               f"its key; thumbprint {certificate.thumbprint}) under Entra ID, App registrations, "
@@ -487,6 +492,8 @@ def discovery_failure(response: requests.Response | None, error: ValueError,
 
 
 def server_error(response: requests.Response | None, what: str) -> Diagnosis:
+    from check_mailgw.microsoft.catalogue import first_sentence
+
     status = response.status_code if response is not None else 0
     if status == HTTP_429_TOO_MANY_REQUESTS:
         return throttled(response, "")
