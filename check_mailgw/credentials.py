@@ -3,6 +3,7 @@ profile; the app's client secret or its certificate and key."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -102,7 +103,7 @@ def app_credential(cli: Mapping[str, Any], profile: Mapping[str, Any], env: Mapp
                 "no client secret: give --client-secret-file FILE, $MAILGW_CLIENT_SECRET, or "
                 "client_secret_file in the config profile (or --client-certificate FILE)"
             )
-        if GUID.fullmatch(secret.reveal().strip()):
+        if re.fullmatch(GUID, secret.reveal().strip()):
             raise SettingsError(
                 "client secret: this looks like the secret's ID; the check needs its Value "
                 "(Entra ID, App registrations, Certificates & secrets: copy the Value column, "

@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 TlsMode = Literal["none", "starttls", "implicit"]
 
 OAUTH_MODES = ("o365-smtp", "graph")
-GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+# Compiled by re on first use (re.fullmatch(GUID, ...)): the smtp mode never needs it.
+GUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 # Settings only a password login uses, and those only an SMTP dialogue uses.
 PASSWORD_LOGIN_ONLY = frozenset({
     "username", "password", "allow_cleartext_auth", "auth_mechanism", "basic_auth_retirement",
@@ -51,7 +52,7 @@ class OAuthSettings(NamedTuple):
 
     @property
     def tenant_is_guid(self) -> bool:
-        return bool(GUID.fullmatch(self.tenant_id))
+        return bool(re.fullmatch(GUID, self.tenant_id))
 
     @property
     def credential(self) -> str:

@@ -12,8 +12,8 @@ from nagiosplugin import Range
 from check_mailgw.errors import SettingsError
 from check_mailgw.validators import DECIMAL, option_name
 
-_NAGIOS_RANGE = re.compile(
-    rf"(?P<invert>@)?(?:(?P<start>~|[+-]?{DECIMAL})?:)?(?P<end>[+-]?{DECIMAL})?")
+# Compiled by re on first use: only a run given -w, -c or a token threshold needs it.
+_NAGIOS_RANGE = rf"(?P<invert>@)?(?:(?P<start>~|[+-]?{DECIMAL})?:)?(?P<end>[+-]?{DECIMAL})?"
 _DAYS = re.compile(r"[0-9]{1,6}")
 MAX_DAYS = 36500  # a hundred years: more is a typo, not a certificate's lifetime
 RANGE_EXAMPLES = "5, 10:, ~:20 or @1:3"
@@ -27,7 +27,7 @@ def check_range(value: Any, option: str) -> str | None:
     if not text:
         return None
     expected = f"expected a Nagios range such as {RANGE_EXAMPLES}"
-    match = _NAGIOS_RANGE.fullmatch(text) if not isinstance(value, bool) else None
+    match = re.fullmatch(_NAGIOS_RANGE, text) if not isinstance(value, bool) else None
     if not match or (match["start"] in (None, "~") and match["end"] is None):
         raise SettingsError(f"{option} {value!r}: {expected}")
     start = match["start"] if match["start"] not in (None, "~") else "0"

@@ -209,7 +209,7 @@ def check_lookup_denied(value: Any) -> State:
 
 def check_guid(value: Any, option: str, what: str) -> str:
     text = str(value).strip()
-    if not GUID.fullmatch(text):
+    if not re.fullmatch(GUID, text):
         raise SettingsError(f"{option} {value!r}: {what} is a GUID such as "
                             "00000000-0000-0000-0000-000000000000")
     return text.lower()
@@ -218,7 +218,7 @@ def check_guid(value: Any, option: str, what: str) -> str:
 def check_tenant(value: Any) -> str:
     """A tenant is its GUID or one of its domain names (contoso.onmicrosoft.com)."""
     text = str(value).strip()
-    if GUID.fullmatch(text):
+    if re.fullmatch(GUID, text):
         return text.lower()
     name = text.rstrip(".")
     if "." in name and len(name) <= 253 and all(_LABEL.fullmatch(p) for p in name.split(".")):
